@@ -1,0 +1,172 @@
+// Command bench measures kubeseed's start-up time and memory on this
+// machine and writes a Markdown table (default docs/benchmarks.md).
+//
+//	KUBESEED_BIN=bin/kubeseed go run ./bench [-runs 5] [-out docs/benchmarks.md]
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const apiPort = 16443
+
+func main() {
+	runs := flag.Int("runs", 5, "runs per measurement; the median is reported")
+	out := flag.String("out", "docs/benchmarks.md", "Markdown file to write")
+	offset := flag.Int("port-offset", 31000, "port offset for the benchmark node")
+	flag.Parse()
+	bin := os.Getenv("KUBESEED_BIN")
+	if bin == "" {
+		bin = "bin/kubeseed"
+	}
+	if err := run(bin, *runs, *offset, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type sample struct {
+	ready time.Duration
+	rssKB int
+}
+
+func run(bin string, runs, offset int, out string) error {
+	var cold, warm []sample
+	for i := 0; i < runs; i++ {
+		dir, err := os.MkdirTemp("", "kubeseed-bench-")
+		if err != nil {
+			return err
+		}
+		s, err := measure(bin, dir, offset)
+		if err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("cold run %d: %w", i+1, err)
+		}
+		cold = append(cold, s)
+		s, err = measure(bin, dir, offset)
+		os.RemoveAll(dir)
+		if err != nil {
+			return fmt.Errorf("warm run %d: %w", i+1, err)
+		}
+		warm = append(warm, s)
+		fmt.Fprintf(os.Stderr, "run %d/%d: cold %s, warm %s\n", i+1, runs, cold[i].ready.Round(time.Millisecond), warm[i].ready.Round(time.Millisecond))
+	}
+	rows := [][3]string{
+		{"`kubeseed start`, empty data dir → apiserver `/readyz` OK", ms(median(cold, func(s sample) float64 { return float64(s.ready) })), "includes bootstrap: 16 certificates, kubeconfigs"},
+		{"`kubeseed start`, warm data dir → apiserver `/readyz` OK", ms(median(warm, func(s sample) float64 { return float64(s.ready) })), ""},
+		{"RSS once ready, empty data dir (whole process)", mib(median(cold, func(s sample) float64 { return float64(s.rssKB) })), "etcd + apiserver + controller-manager + scheduler"},
+		{"RSS once ready, warm data dir (whole process)", mib(median(warm, func(s sample) float64 { return float64(s.rssKB) })), ""},
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs)
+	b.WriteString("| Measurement | Median | Notes |\n|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	}
+	fmt.Print(b.String())
+	return os.WriteFile(out, []byte(b.String()), 0o644)
+}
+
+// measure starts a node on dir, times it to /readyz, samples RSS and stops it.
+func measure(bin, dir string, offset int) (sample, error) {
+	logf, err := os.Create(filepath.Join(os.TempDir(), "kubeseed-bench.log"))
+	if err != nil {
+		return sample{}, err
+	}
+	defer logf.Close()
+	data := filepath.Join(dir, "data")
+	cmd := exec.Command(bin, "start")
+	cmd.Env = append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	begin := time.Now()
+	if err := cmd.Start(); err != nil {
+		return sample{}, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", apiPort+offset)
+	for {
+		if ctx.Err() != nil {
+			return sample{}, fmt.Errorf("not ready in 3m; see %s", logf.Name())
+		}
+		if ready(filepath.Join(data, "certs", "ca.crt"), url) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := sample{ready: time.Since(begin)}
+	// Let the controller-manager and scheduler finish starting before sampling.
+	if err := exec.Command(bin, "--data-dir", data, "status", "--wait-ready", "--timeout", "2m").Run(); err != nil {
+		return sample{}, fmt.Errorf("status --wait-ready: %w", err)
+	}
+	s.rssKB = rss(cmd.Process.Pid)
+	return s, nil
+}
+
+func ready(caFile, url string) bool {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return false
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func rss(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb
+		}
+	}
+	return 0
+}
+
+func median(s []sample, key func(sample) float64) float64 {
+	v := make([]float64, len(s))
+	for i := range s {
+		v[i] = key(s[i])
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func ms(ns float64) string  { return fmt.Sprintf("%.2f s", ns/1e9) }
+func mib(kb float64) string { return fmt.Sprintf("%.0f MiB", kb/1024) }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/component-base/cli"
+	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+)
+
+func newKubectlCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:                "kubectl [kubectl args...]",
+		Short:              "Run the embedded kubectl against this node as admin",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Flag parsing is kubectl's, so take our --data-dir by hand.
+			if len(args) >= 2 && args[0] == "--data-dir" {
+				g.dataDir, args = args[1], args[2:]
+			}
+			l, err := g.layout()
+			if err != nil {
+				return err
+			}
+			if os.Getenv("KUBECONFIG") == "" {
+				os.Setenv("KUBECONFIG", l.AdminKubeconfig())
+			}
+			if os.Getenv("KUBECACHEDIR") == "" {
+				os.Setenv("KUBECACHEDIR", l.KubectlCacheDir())
+			}
+			kubectl := kubectlcmd.NewDefaultKubectlCommand()
+			kubectl.SetArgs(args)
+			if code := cli.Run(kubectl); code != 0 {
+				return exitError{code: code}
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,77 @@
+// Command kubeseed is a lightweight Kubernetes distribution in one binary.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeseed/kubeseed/internal/datadir"
+)
+
+// version is stamped by the build (-X main.version=...).
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubeseed: error:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitError carries a specific exit code (e.g. kubectl's).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func exitCode(err error) int {
+	if e, ok := err.(exitError); ok {
+		return e.code
+	}
+	return 1
+}
+
+type globalOptions struct {
+	dataDir string
+}
+
+func (g *globalOptions) layout() (datadir.Layout, error) {
+	return datadir.New(g.dataDir)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:           "kubeseed",
+		Short:         "A lightweight, secure Kubernetes in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", envOr("KUBESEED_DATA_DIR", datadir.Default),
+		"data directory (env KUBESEED_DATA_DIR)")
+	root.AddCommand(
+		newStartCommand(g),
+		newStatusCommand(g),
+		newConfigCommand(g),
+		newKubectlCommand(g),
+		newStopCommand(g),
+		newResetCommand(g),
+		newVersionCommand(),
+		newPortsCommand(),
+	)
+	return root
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeseed/kubeseed/internal/daemon"
+	"github.com/kubeseed/kubeseed/internal/fsutil"
+)
+
+func newResetCommand(g *globalOptions) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Delete the data dir: certificates, credentials and all cluster data",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := g.layout()
+			if err != nil {
+				return err
+			}
+			ok, err := fsutil.Exists(l.Root)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				fmt.Fprintf(cmd.OutOrStdout(), "nothing to reset: %s does not exist\n", l.Root)
+				return nil
+			}
+			if pid, err := daemon.RunningPID(l); err != nil {
+				return err
+			} else if pid != 0 {
+				return fmt.Errorf("kubeseed is running on %s (pid %d); stop it first with `kubeseed stop`", l.Root, pid)
+			}
+			if l.Root == "/" || !looksLikeDataDir(l.Root) {
+				return fmt.Errorf("%s does not look like a kubeseed data dir (no args/ or certs/); refusing to delete it", l.Root)
+			}
+			if !yes {
+				fmt.Fprintf(cmd.OutOrStdout(), "This deletes %s: every certificate, credential and all cluster data.\nType 'yes' to continue: ", l.Root)
+				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if strings.TrimSpace(answer) != "yes" {
+					return fmt.Errorf("reset cancelled; nothing was deleted")
+				}
+			}
+			if err := os.RemoveAll(l.Root); err != nil {
+				return fmt.Errorf("delete %s: %w", l.Root, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", l.Root)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func looksLikeDataDir(dir string) bool {
+	for _, sub := range []string{"args", "certs"} {
+		if st, err := os.Stat(dir + "/" + sub); err == nil && st.IsDir() {
+			return true
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) == 0
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeseed/kubeseed/internal/daemon"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/status"
+)
+
+func newStatusCommand(g *globalOptions) *cobra.Command {
+	var (
+		waitReady bool
+		timeout   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the node runs, each service's health and each certificate's days left",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := g.layout()
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(l.ArgsDir()); err != nil {
+				return fmt.Errorf("no node in %s (start one with `kubeseed start`): %w", l.Root, err)
+			}
+			var r *status.Report
+			if waitReady {
+				r, err = waitUntilReady(cmd.Context(), l, timeout, os.Stderr)
+			} else {
+				r, err = collect(cmd.Context(), l)
+			}
+			if r != nil {
+				printReport(cmd.OutOrStdout(), l, r)
+			}
+			if err != nil {
+				return err
+			}
+			if !r.Ready() {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&waitReady, "wait-ready", false, "block, showing progress, until the node is ready")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait-ready: how long to wait")
+	return cmd
+}
+
+func collect(ctx context.Context, l datadir.Layout) (*status.Report, error) {
+	pid, err := daemon.RunningPID(l)
+	if err != nil {
+		return nil, err
+	}
+	return status.Collect(ctx, l, pid, time.Now())
+}
+
+func waitUntilReady(ctx context.Context, l datadir.Layout, timeout time.Duration, progress io.Writer) (*status.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	last := ""
+	for {
+		r, err := collect(ctx, l)
+		if err == nil && r.Ready() {
+			fmt.Fprintf(progress, "node ready after %s\n", time.Since(start).Round(100*time.Millisecond))
+			return r, nil
+		}
+		msg := "waiting for kubeseed to start"
+		if err != nil {
+			msg = "waiting: " + err.Error()
+		} else if r.PID != 0 {
+			msg = "waiting for:"
+			for _, s := range r.Services {
+				if !s.Healthy {
+					msg += " " + s.Name
+				}
+			}
+		}
+		if msg != last {
+			fmt.Fprintf(progress, "[%s] %s\n", time.Since(start).Round(time.Second), msg)
+			last = msg
+		}
+		select {
+		case <-ctx.Done():
+			return r, fmt.Errorf("node not ready after %s (%s); see the kubeseed log, or run `kubeseed status`", timeout, msg)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
+	if r.PID == 0 {
+		fmt.Fprintf(w, "kubeseed is not running (data dir %s)\n", l.Root)
+	} else {
+		state := "not ready"
+		if r.Ready() {
+			state = "ready"
+		}
+		fmt.Fprintf(w, "kubeseed is running (pid %d), %s; data dir %s\n", r.PID, state, l.Root)
+	}
+	fmt.Fprintf(w, "authorization: %s\n\n", r.Authorization)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tPORT\tBIND\tHEALTH")
+	for _, s := range r.Services {
+		h := "-"
+		if r.PID != 0 {
+			h = "ok"
+			if s.Err != nil {
+				h = "unhealthy: " + s.Err.Error()
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Name, s.Port, s.Bind, h)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CERTIFICATE\tEXPIRES\tDAYS LEFT")
+	for _, c := range r.Certs {
+		if c.Err != nil {
+			fmt.Fprintf(tw, "%s\t-\t%v\n", c.Name, c.Err)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Name, c.NotAfter.Format("2006-01-02"), c.DaysLeft)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeseed/kubeseed/internal/daemon"
+)
+
+func newStopCommand(g *globalOptions) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the running node cleanly",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := g.layout()
+			if err != nil {
+				return err
+			}
+			pid, err := daemon.RunningPID(l)
+			if err != nil {
+				return err
+			}
+			if pid == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "kubeseed is not running on %s\n", l.Root)
+				return nil
+			}
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				return fmt.Errorf("signal pid %d: %w", pid, err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "stopping kubeseed (pid %d)...\n", pid)
+			deadline := time.Now().Add(timeout)
+			for time.Now().Before(deadline) {
+				if p, _ := daemon.RunningPID(l); p == 0 && !alive(pid) {
+					fmt.Fprintln(cmd.OutOrStdout(), "kubeseed stopped")
+					return nil
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			return fmt.Errorf("pid %d still running after %s; check its log, or force it with `kill -9 %d`", pid, timeout, pid)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for a clean stop")
+	return cmd
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

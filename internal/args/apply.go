@@ -1,0 +1,38 @@
+package args
+
+import (
+	"fmt"
+	"os"
+)
+
+// Setter applies one flag to a component's flag set. hasValue is false for
+// a bare flag such as --profiling.
+type Setter func(name, value string, hasValue bool) error
+
+// Apply expands ${VAR} references and hands each flag to set, in file
+// order. Errors name the file and line of the offending flag.
+func (f *File) Apply(vars map[string]string, set Setter) error {
+	for _, a := range f.Args() {
+		value := a.Value
+		if a.HasValue {
+			v, err := expand(a.Value, vars)
+			if err != nil {
+				return errorAt(f.Path, a.Line, "%v", err)
+			}
+			value = v
+		}
+		if err := set(a.Name, value, a.HasValue); err != nil {
+			return errorAt(f.Path, a.Line, "--%s: %v", a.Name, err)
+		}
+	}
+	return nil
+}
+
+// Load reads and parses an args file.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read args file: %w", err)
+	}
+	return Parse(path, data)
+}

@@ -1,0 +1,233 @@
+// Package bootstrap prepares a data directory: on first start it creates
+// certificates, credentials and args files; on later starts it validates
+// what exists and creates only what is missing. It never overwrites.
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/credentials"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/pki"
+	"github.com/kubeseed/kubeseed/internal/services"
+)
+
+// Options are the inputs of a first start; later starts read everything
+// from the data dir.
+type Options struct {
+	PortOffset int
+	NodeName   string   // "" means the hostname
+	HostIPs    []net.IP // nil means detect
+	Now        func() time.Time
+}
+
+// Result says what Prepare found and made.
+type Result struct {
+	FirstStart bool
+	Issued     []string
+	Created    []string
+}
+
+// Prepare makes the data dir ready to start. All user-editable inputs are
+// parsed before anything is written, so bad input changes nothing.
+func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) {
+	log := klog.FromContext(ctx)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	res := &Result{}
+	exists, err := fsutil.Exists(l.CertsDir())
+	if err != nil {
+		return nil, err
+	}
+	res.FirstStart = !exists
+	nodeName := o.NodeName
+	if nodeName == "" {
+		if nodeName, err = hostinfo.NodeName(); err != nil {
+			return nil, err
+		}
+	}
+	hostIPs := o.HostIPs
+	if hostIPs == nil {
+		if hostIPs, err = hostinfo.HostIPs(); err != nil {
+			return nil, err
+		}
+	}
+
+	// 1. Validate what the user may have edited.
+	tmpl, err := loadTemplate(l)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateTokens(l); err != nil {
+		return nil, err
+	}
+	argFiles := defaults.Args(l, nodeName, o.PortOffset)
+	for _, f := range argFiles {
+		if _, err := loadIfExists(f.Path); err != nil {
+			return nil, err
+		}
+	}
+	if err := warnLegacyPasswordFile(ctx, l); err != nil {
+		return nil, err
+	}
+
+	// 2. Create what is missing.
+	if err := l.Ensure(); err != nil {
+		return nil, err
+	}
+	if tmpl == nil {
+		if err := create(res, l.CSRTemplate(), pki.DefaultTemplate(), 0o600); err != nil {
+			return nil, err
+		}
+		if tmpl, err = loadTemplate(l); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range argFiles {
+		if err := create(res, f.Path, f.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	for path, data := range defaults.ConfigFiles(l) {
+		if err := create(res, path, data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(l.TokenFile()); os.IsNotExist(err) {
+		res.Created = append(res.Created, l.TokenFile())
+	}
+	if _, err := credentials.EnsureTokenFile(l.TokenFile()); err != nil {
+		return nil, err
+	}
+	store := pki.Store{Dir: l.CertsDir()}
+	in := pki.Inputs{NodeName: nodeName, HostIPs: hostIPs, Template: tmpl}
+	pairs, issued, err := store.Ensure(pki.Table, in, o.Now())
+	if err != nil {
+		return nil, err
+	}
+	res.Issued = issued
+	if err := ensureKubeconfigs(res, l, pairs); err != nil {
+		return nil, err
+	}
+	if res.FirstStart {
+		log.Info("Bootstrapped data dir", "dir", l.Root, "certificates", len(issued), "node", nodeName)
+	}
+	return res, nil
+}
+
+func loadTemplate(l datadir.Layout) (*pki.Template, error) {
+	data, err := os.ReadFile(l.CSRTemplate())
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pki.ParseTemplate(l.CSRTemplate(), data, TemplateVars())
+}
+
+// TemplateVars are the ${NAME} references csr.conf.template may use.
+func TemplateVars() map[string]string {
+	return map[string]string{"SERVICE_IP": defaults.ServiceIP}
+}
+
+func validateTokens(l datadir.Layout) error {
+	data, err := os.ReadFile(l.TokenFile())
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = credentials.ParseTokens(l.TokenFile(), data)
+	return err
+}
+
+func loadIfExists(path string) (*args.File, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return args.Parse(path, data)
+}
+
+// warnLegacyPasswordFile refuses to ignore basic_auth.csv silently: upstream
+// removed password authentication in 1.19.
+func warnLegacyPasswordFile(ctx context.Context, l datadir.Layout) error {
+	path := l.Credential("basic_auth.csv")
+	ok, err := fsutil.Exists(path)
+	if err != nil || !ok {
+		return err
+	}
+	klog.FromContext(ctx).Info("WARNING: the static password file is not used: kube-apiserver removed password authentication in v1.19. Give each user a token in known_tokens.csv instead.", "file", path)
+	return nil
+}
+
+func create(res *Result, path string, data []byte, mode os.FileMode) error {
+	ok, err := fsutil.Exists(path)
+	if err != nil || ok {
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(path, data, mode); err != nil {
+		return err
+	}
+	res.Created = append(res.Created, path)
+	return nil
+}
+
+func ensureKubeconfigs(res *Result, l datadir.Layout, pairs map[string]*pki.KeyPair) error {
+	apiFile, err := args.Load(l.Args(defaults.APIServerComponent))
+	if err != nil {
+		return err
+	}
+	port, err := services.MustLookup("kube-apiserver").PortIn(apiFile)
+	if err != nil {
+		return err
+	}
+	caPEM := pki.EncodeCert(pairs["ca"].Cert)
+	for _, spec := range pki.Table {
+		if spec.Kubeconfig == "" {
+			continue
+		}
+		path := l.Credential(spec.Kubeconfig)
+		ok, err := fsutil.Exists(path)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		kp := pairs[spec.Name]
+		keyPEM, err := pki.EncodeKey(kp.Key)
+		if err != nil {
+			return err
+		}
+		kc := credentials.Kubeconfig{
+			Server:  "https://127.0.0.1:" + strconv.Itoa(port),
+			CAPEM:   caPEM,
+			CertPEM: pki.EncodeCert(kp.Cert),
+			KeyPEM:  keyPEM,
+			User:    kp.Cert.Subject.CommonName,
+		}
+		if err := kc.Write(path); err != nil {
+			return fmt.Errorf("kubeconfig %s: %w", path, err)
+		}
+		res.Created = append(res.Created, path)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/rest"
+	basecompatibility "k8s.io/component-base/compatibility"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/health"
+)
+
+// APIServer runs kube-apiserver in-process. Upstream's NewAPIServerCommand
+// installs a process-wide signal handler, so we drive its options and Run
+// directly and keep signals to ourselves.
+type APIServer struct {
+	layout    datadir.Layout
+	completed apiserveroptions.CompletedOptions
+	port      int
+	cancel    context.CancelFunc
+	done      chan struct{}
+	exited    chan error
+}
+
+// NewAPIServer returns the component; it reads args/kube-apiserver at Init.
+func NewAPIServer(l datadir.Layout) *APIServer {
+	return &APIServer{layout: l, exited: make(chan error, 1), done: make(chan struct{})}
+}
+
+func (a *APIServer) Name() string         { return defaults.APIServerComponent }
+func (a *APIServer) Exited() <-chan error { return a.exited }
+
+// Init parses the args file into upstream's options and validates them.
+func (a *APIServer) Init(ctx context.Context) error {
+	s := apiserveroptions.NewServerRunOptions()
+	fs := flagSet(defaults.APIServerComponent, s.Flags())
+	if err := applyArgs(a.layout, defaults.APIServerComponent, fs); err != nil {
+		return err
+	}
+	registry := s.GenericServerRunOptions.ComponentGlobalsRegistry
+	if err := registry.Set(); err != nil {
+		return fmt.Errorf("%s: %w", a.layout.Args(defaults.APIServerComponent), err)
+	}
+	// Logging is process-wide and may be applied once: the apiserver's
+	// args file owns it (-v, --log-*).
+	if err := logsapi.ValidateAndApply(s.Logs, registry.FeatureGateFor(basecompatibility.DefaultKubeComponent)); err != nil {
+		return fmt.Errorf("%s: %w", a.layout.Args(defaults.APIServerComponent), err)
+	}
+	// Loopback clients should not log their own deprecation warnings.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.layout.Args(defaults.APIServerComponent), err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return fmt.Errorf("%s: %w", a.layout.Args(defaults.APIServerComponent), utilerrors.NewAggregate(errs))
+	}
+	a.completed, a.port = completed, s.SecureServing.BindPort
+	return nil
+}
+
+// Start runs the apiserver until Stop.
+func (a *APIServer) Start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	go func() {
+		defer close(a.done)
+		err := apiserverapp.Run(runCtx, a.completed)
+		if runCtx.Err() == nil {
+			if err == nil {
+				err = errors.New("returned unexpectedly")
+			}
+			a.exited <- err
+		}
+	}()
+	return nil
+}
+
+// Ready waits for /readyz, which anonymous clients may read.
+func (a *APIServer) Ready(ctx context.Context) error {
+	tlsCfg, err := health.ClientTLS(a.layout.Cert("ca"), "", "")
+	if err != nil {
+		return err
+	}
+	return health.Wait(ctx, fmt.Sprintf("https://127.0.0.1:%d/readyz", a.port), tlsCfg)
+}
+
+// Stop shuts the apiserver down gracefully.
+func (a *APIServer) Stop(ctx context.Context) error {
+	if a.cancel == nil {
+		return nil
+	}
+	a.cancel()
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kube-apiserver did not stop in time: %w", ctx.Err())
+	case <-time.After(20 * time.Second):
+		return errors.New("kube-apiserver did not stop within 20s")
+	}
+}

@@ -1,0 +1,127 @@
+package credentials
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+)
+
+// Token is one line of a static token file (kube-apiserver's
+// --token-auth-file): token,user,uid[,"group1,group2"].
+type Token struct {
+	Token  string
+	User   string
+	UID    string
+	Groups []string
+	Line   int // 1-based; 0 when not parsed from a file
+}
+
+// ParseTokens parses a static token file; path is used only in errors.
+// Errors never include a token value, since tokens are secrets.
+//
+// kube-apiserver reads this file itself and has no comment syntax (a "#"
+// line with enough commas would even become a token), so comments are
+// rejected rather than skipped.
+func ParseTokens(path string, data []byte) ([]Token, error) {
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
+
+	var tokens []Token
+	firstLine := map[string]int{} // token -> line of its first occurrence
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return tokens, nil
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("%s:%d: column %d: %w", path, pe.Line, pe.Column, pe.Err)
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		line := func(field int) int {
+			l, _ := r.FieldPos(field)
+			return l
+		}
+		if strings.HasPrefix(rec[0], "#") {
+			return nil, fmt.Errorf("%s:%d: comments are not allowed: kube-apiserver reads every line as a token", path, line(0))
+		}
+		if n := len(rec); n < 3 || n > 4 {
+			return nil, fmt.Errorf("%s:%d: expected 3 or 4 columns (token,user,uid[,groups]), got %d", path, line(0), n)
+		}
+		t := Token{Token: rec[0], User: rec[1], UID: rec[2], Line: line(0)}
+		switch {
+		case t.Token == "":
+			return nil, fmt.Errorf("%s:%d: empty token", path, t.Line)
+		case strings.IndexFunc(t.Token, unicode.IsSpace) >= 0:
+			return nil, fmt.Errorf("%s:%d: token contains whitespace", path, t.Line)
+		case hasControl(t.Token):
+			return nil, fmt.Errorf("%s:%d: token contains a control character", path, t.Line)
+		case t.User == "":
+			return nil, fmt.Errorf("%s:%d: empty user", path, line(1))
+		case hasControl(t.User):
+			return nil, fmt.Errorf("%s:%d: user contains a control character", path, line(1))
+		case hasControl(t.UID):
+			return nil, fmt.Errorf("%s:%d: uid contains a control character", path, line(2))
+		}
+		if first, dup := firstLine[t.Token]; dup {
+			return nil, fmt.Errorf("%s:%d: duplicate token (first defined on line %d)", path, t.Line, first)
+		}
+		firstLine[t.Token] = t.Line
+		if len(rec) == 4 {
+			groups, err := parseGroups(rec[3])
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, line(3), err)
+			}
+			t.Groups = groups
+		}
+		tokens = append(tokens, t)
+	}
+}
+
+// hasControl reports a control character. Besides being meaningless in a
+// name, a CR would not survive a CSV round trip (encoding/csv turns a quoted
+// CRLF into LF).
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}
+
+// parseGroups splits the groups column. An empty column is rejected too:
+// kube-apiserver would turn it into a group named "".
+func parseGroups(col string) ([]string, error) {
+	groups := strings.Split(col, ",")
+	for i, g := range groups {
+		if g == "" {
+			return nil, fmt.Errorf("groups column %q: group %d is empty", col, i+1)
+		}
+		if hasControl(g) {
+			return nil, fmt.Errorf("groups column: group %d contains a control character", i+1)
+		}
+		if strings.TrimSpace(g) != g {
+			return nil, fmt.Errorf("groups column %q: group %q has leading or trailing whitespace", col, g)
+		}
+	}
+	return groups, nil
+}
+
+// FormatTokens renders tokens in the format ParseTokens reads. The groups
+// column is written only when there are groups.
+func FormatTokens(tokens []Token) []byte {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	for _, t := range tokens {
+		rec := []string{t.Token, t.User, t.UID}
+		if len(t.Groups) > 0 {
+			rec = append(rec, strings.Join(t.Groups, ","))
+		}
+		// Writes to a bytes.Buffer with the default delimiter cannot fail.
+		_ = w.Write(rec)
+	}
+	w.Flush()
+	return b.Bytes()
+}

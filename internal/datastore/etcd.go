@@ -1,0 +1,130 @@
+// Package datastore runs the embedded etcd member.
+package datastore
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"go.etcd.io/etcd/pkg/v3/flags"
+	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+)
+
+// Etcd is the embedded etcd member.
+type Etcd struct {
+	layout datadir.Layout
+	cfg    *embed.Config
+	etcd   *embed.Etcd
+	exited chan error
+}
+
+// NewEtcd returns the component; it reads args/etcd at Init.
+func NewEtcd(l datadir.Layout) *Etcd {
+	return &Etcd{layout: l, exited: make(chan error, 1)}
+}
+
+func (e *Etcd) Name() string         { return "etcd" }
+func (e *Etcd) Exited() <-chan error { return e.exited }
+
+// ParseArgs turns args/etcd into an embed.Config using etcd's own flag
+// definitions, so the file accepts exactly etcd's flags.
+func ParseArgs(f *args.File, vars map[string]string) (*embed.Config, error) {
+	cfg := embed.NewConfig()
+	fs := flag.NewFlagSet("etcd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.AddFlags(fs)
+	clusterState := flags.NewSelectiveStringValue(embed.ClusterStateFlagNew, embed.ClusterStateFlagExisting)
+	fs.Var(clusterState, "initial-cluster-state", "new or existing")
+	err := f.Apply(vars, func(name, value string, hasValue bool) error {
+		fl := fs.Lookup(name)
+		if fl == nil {
+			return errors.New("unknown flag for etcd")
+		}
+		if !hasValue {
+			if bf, ok := fl.Value.(interface{ IsBoolFlag() bool }); !ok || !bf.IsBoolFlag() {
+				return errors.New("needs a value")
+			}
+			value = "true"
+		}
+		return fs.Set(name, value)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// etcd keeps URL lists in flag values and copies them to the config
+	// after parsing, as etcdmain does.
+	cfg.ListenPeerUrls = flags.UniqueURLsFromFlag(fs, "listen-peer-urls")
+	cfg.AdvertisePeerUrls = flags.UniqueURLsFromFlag(fs, "initial-advertise-peer-urls")
+	cfg.ListenClientUrls = flags.UniqueURLsFromFlag(fs, "listen-client-urls")
+	cfg.AdvertiseClientUrls = flags.UniqueURLsFromFlag(fs, "advertise-client-urls")
+	cfg.ListenMetricsUrls = flags.UniqueURLsFromFlag(fs, "listen-metrics-urls")
+	cfg.ClusterState = clusterState.String()
+	fs.Visit(func(fl *flag.Flag) { cfg.FlagsExplicitlySet[fl.Name] = true })
+	cfg.Logger = "zap"
+	cfg.LogOutputs = []string{"stderr"}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	return cfg, nil
+}
+
+// Init parses and validates args/etcd.
+func (e *Etcd) Init(ctx context.Context) error {
+	f, err := args.Load(e.layout.Args(defaults.EtcdComponent))
+	if err != nil {
+		return err
+	}
+	cfg, err := ParseArgs(f, e.layout.Vars())
+	if err != nil {
+		return err
+	}
+	e.cfg = cfg
+	return nil
+}
+
+// Start launches the member.
+func (e *Etcd) Start(ctx context.Context) error {
+	em, err := embed.StartEtcd(e.cfg)
+	if err != nil {
+		return fmt.Errorf("start etcd (data in %s): %w", e.cfg.Dir, err)
+	}
+	e.etcd = em
+	go func() {
+		err, ok := <-em.Err()
+		if ok && err != nil {
+			e.exited <- err
+		}
+	}()
+	return nil
+}
+
+// Ready waits until the member serves clients.
+func (e *Etcd) Ready(ctx context.Context) error {
+	select {
+	case <-e.etcd.Server.ReadyNotify():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stop closes the member; Close waits for in-flight writes to be persisted.
+func (e *Etcd) Stop(ctx context.Context) error {
+	if e.etcd == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { e.etcd.Close(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("etcd did not close in time: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,194 @@
+// Package defaults renders the args and config files of a new node from the
+// services table. After the first start the files on disk are the source of
+// truth; these defaults are never applied over them.
+package defaults
+
+import (
+	"strconv"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/services"
+)
+
+// Component args file names.
+const (
+	APIServerComponent         = "kube-apiserver"
+	ControllerManagerComponent = "kube-controller-manager"
+	SchedulerComponent         = "kube-scheduler"
+)
+
+// Network defaults, as MicroK8s uses them.
+const (
+	ServiceCIDR = "10.152.183.0/24"
+	ServiceIP   = "10.152.183.1" // the kubernetes Service, first IP of ServiceCIDR
+	ClusterCIDR = "10.1.0.0/16"
+)
+
+// EtcdComponent is the name of etcd's args file.
+const EtcdComponent = "etcd"
+
+// Args renders every component's default args file.
+func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
+	return []*args.File{
+		EtcdArgs(l, nodeName, portOffset),
+		APIServerArgs(l, portOffset),
+		ControllerManagerArgs(l, portOffset),
+		SchedulerArgs(l, portOffset),
+	}
+}
+
+// ConfigFiles are the default files under config/, by path.
+func ConfigFiles(l datadir.Layout) map[string][]byte {
+	return map[string][]byte{l.Config(AuthenticationConfigFile): []byte(authenticationConfig)}
+}
+
+// AuthenticationConfigFile is the structured authentication config under config/.
+const AuthenticationConfigFile = "authentication.yaml"
+
+// authenticationConfig lets anonymous requests reach the health endpoints
+// only; everything else without credentials gets 401, even under AlwaysAllow.
+const authenticationConfig = `# Structured authentication config for kube-apiserver (--authentication-config).
+# Anonymous requests are allowed on the health endpoints only.
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+  - path: /healthz
+  - path: /livez
+  - path: /readyz
+`
+
+func port(name string, offset int) string {
+	return strconv.Itoa(services.MustLookup(name).Port + offset)
+}
+
+func bind(name string) string {
+	return services.MustLookup(name).Bind.Address()
+}
+
+func newArgs(l datadir.Layout, component, comment string, kvs [][2]string) *args.File {
+	f := args.New(l.Args(component))
+	f.AddComment(comment)
+	f.AddComment("${DATA_DIR} is the data directory. Edit, then restart kubeseed.")
+	for _, kv := range kvs {
+		f.Set(kv[0], kv[1])
+	}
+	return f
+}
+
+// APIServerArgs renders args/kube-apiserver for a new node.
+func APIServerArgs(l datadir.Layout, portOffset int) *args.File {
+	const certs = "${DATA_DIR}/certs/"
+	return newArgs(l, APIServerComponent, "Flags for kube-apiserver (upstream flag names).", [][2]string{
+		{"secure-port", port("kube-apiserver", portOffset)},
+		{"bind-address", bind("kube-apiserver")},
+		{"tls-cert-file", certs + "server.crt"},
+		{"tls-private-key-file", certs + "server.key"},
+		{"client-ca-file", certs + "ca.crt"},
+		{"token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv"},
+		{"authentication-config", "${DATA_DIR}/config/" + AuthenticationConfigFile},
+		{"authorization-mode", "AlwaysAllow"},
+		{"service-account-issuer", "https://kubernetes.default.svc"},
+		{"service-account-key-file", certs + "serviceaccount.key"},
+		{"service-account-signing-key-file", certs + "serviceaccount.key"},
+		{"api-audiences", "https://kubernetes.default.svc"},
+		{"service-cluster-ip-range", ServiceCIDR},
+		{"etcd-servers", "https://127.0.0.1:" + port("etcd", portOffset)},
+		{"etcd-cafile", certs + "etcd-ca.crt"},
+		{"etcd-certfile", certs + "apiserver-etcd-client.crt"},
+		{"etcd-keyfile", certs + "apiserver-etcd-client.key"},
+		{"kubelet-client-certificate", certs + "apiserver-kubelet-client.crt"},
+		{"kubelet-client-key", certs + "apiserver-kubelet-client.key"},
+		{"kubelet-certificate-authority", certs + "ca.crt"},
+		{"kubelet-preferred-address-types", "InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP"},
+		{"requestheader-client-ca-file", certs + "front-proxy-ca.crt"},
+		{"requestheader-allowed-names", "front-proxy-client"},
+		{"requestheader-extra-headers-prefix", "X-Remote-Extra-"},
+		{"requestheader-group-headers", "X-Remote-Group"},
+		{"requestheader-username-headers", "X-Remote-User"},
+		{"proxy-client-cert-file", certs + "front-proxy-client.crt"},
+		{"proxy-client-key-file", certs + "front-proxy-client.key"},
+		{"allow-privileged", "true"},
+		{"profiling", "false"},
+	})
+}
+
+// ControllerManagerArgs renders args/kube-controller-manager.
+func ControllerManagerArgs(l datadir.Layout, portOffset int) *args.File {
+	const certs = "${DATA_DIR}/certs/"
+	const kubeconfig = "${DATA_DIR}/credentials/controller.config"
+	return newArgs(l, ControllerManagerComponent, "Flags for kube-controller-manager (upstream flag names).", [][2]string{
+		{"kubeconfig", kubeconfig},
+		{"authentication-kubeconfig", kubeconfig},
+		{"authorization-kubeconfig", kubeconfig},
+		{"secure-port", port("kube-controller-manager", portOffset)},
+		{"bind-address", bind("kube-controller-manager")},
+		{"tls-cert-file", certs + "kube-controller-manager.crt"},
+		{"tls-private-key-file", certs + "kube-controller-manager.key"},
+		{"client-ca-file", certs + "ca.crt"},
+		{"requestheader-client-ca-file", certs + "front-proxy-ca.crt"},
+		{"service-account-private-key-file", certs + "serviceaccount.key"},
+		{"root-ca-file", certs + "ca.crt"},
+		{"cluster-signing-cert-file", certs + "ca.crt"},
+		{"cluster-signing-key-file", certs + "ca.key"},
+		{"use-service-account-credentials", "true"},
+		{"service-cluster-ip-range", ServiceCIDR},
+		{"cluster-cidr", ClusterCIDR},
+		{"flex-volume-plugin-dir", "${DATA_DIR}/var/kubelet-plugins/volume/exec"},
+		{"leader-elect", "true"},
+		{"profiling", "false"},
+	})
+}
+
+// SchedulerArgs renders args/kube-scheduler.
+func SchedulerArgs(l datadir.Layout, portOffset int) *args.File {
+	const certs = "${DATA_DIR}/certs/"
+	const kubeconfig = "${DATA_DIR}/credentials/scheduler.config"
+	return newArgs(l, SchedulerComponent, "Flags for kube-scheduler (upstream flag names).", [][2]string{
+		{"kubeconfig", kubeconfig},
+		{"authentication-kubeconfig", kubeconfig},
+		{"authorization-kubeconfig", kubeconfig},
+		{"secure-port", port("kube-scheduler", portOffset)},
+		{"bind-address", bind("kube-scheduler")},
+		{"tls-cert-file", certs + "kube-scheduler.crt"},
+		{"tls-private-key-file", certs + "kube-scheduler.key"},
+		{"client-ca-file", certs + "ca.crt"},
+		{"requestheader-client-ca-file", certs + "front-proxy-ca.crt"},
+		{"leader-elect", "true"},
+		{"profiling", "false"},
+	})
+}
+
+// EtcdArgs renders args/etcd for a new node.
+func EtcdArgs(l datadir.Layout, nodeName string, portOffset int) *args.File {
+	client := services.MustLookup("etcd")
+	peer := services.MustLookup("etcd-peer")
+	clientPort := strconv.Itoa(client.Port + portOffset)
+	peerURL := "https://127.0.0.1:" + strconv.Itoa(peer.Port+portOffset)
+	f := args.New(l.Args(EtcdComponent))
+	f.AddComment("Flags for the embedded etcd member (etcd's own flag names). Edit, then restart kubeseed.")
+	for _, kv := range [][2]string{
+		{"name", nodeName},
+		{"data-dir", "${DATA_DIR}/var/etcd"},
+		{"listen-client-urls", "https://" + client.ListenAddr(portOffset)},
+		{"advertise-client-urls", "https://127.0.0.1:" + clientPort},
+		{"listen-peer-urls", "https://" + peer.ListenAddr(portOffset)},
+		{"initial-advertise-peer-urls", peerURL},
+		{"initial-cluster", nodeName + "=" + peerURL},
+		{"initial-cluster-state", "new"},
+		{"client-cert-auth", "true"},
+		{"trusted-ca-file", "${DATA_DIR}/certs/etcd-ca.crt"},
+		{"cert-file", "${DATA_DIR}/certs/etcd-server.crt"},
+		{"key-file", "${DATA_DIR}/certs/etcd-server.key"},
+		{"peer-client-cert-auth", "true"},
+		{"peer-trusted-ca-file", "${DATA_DIR}/certs/etcd-ca.crt"},
+		{"peer-cert-file", "${DATA_DIR}/certs/etcd-peer.crt"},
+		{"peer-key-file", "${DATA_DIR}/certs/etcd-peer.key"},
+		{"log-level", "warn"},
+	} {
+		f.Set(kv[0], kv[1])
+	}
+	return f
+}

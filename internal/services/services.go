@@ -1,0 +1,240 @@
+// Package services is the one declarative table of every network endpoint
+// kubeseed serves (or deliberately does not serve). Component flags, the
+// status command, the docs' port table and the port-audit test are all
+// derived from it.
+package services
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+)
+
+// Bind says which interface a service listens on.
+type Bind string
+
+const (
+	// BindHost is the default host interface; like MicroK8s we listen on
+	// all addresses so the service follows the host's IPs.
+	BindHost Bind = "host"
+	// BindLoopback is reachable from this host only.
+	BindLoopback Bind = "loopback"
+)
+
+// Address is the listen address for the bind mode.
+func (b Bind) Address() string {
+	if b == BindLoopback {
+		return "127.0.0.1"
+	}
+	return "0.0.0.0"
+}
+
+// PortSource says how a component's args file carries the port, so the
+// running value can be read back from the args file (the source of truth).
+type PortSource int
+
+const (
+	// PortFlag: the flag value is the port number (--secure-port=16443).
+	PortFlag PortSource = iota
+	// URLFlag: the flag value is a comma-separated list of URLs (etcd).
+	URLFlag
+	// HostPortFlag: the flag value is host:port (--healthz-bind-address).
+	HostPortFlag
+)
+
+// Service is one row of the table.
+type Service struct {
+	Name      string // stable identifier, e.g. "kube-apiserver"
+	Component string // the args/<component> file that configures it
+	Port      int    // default port (tests add an offset)
+	Protocol  string // "tcp" or "udp"
+	Bind      Bind
+	TLS       bool
+	Authn     string // who may connect, in words
+	Authz     string // what they may do, in words
+	Flag      string // args flag carrying the port
+	Source    PortSource
+	// Health check: GET HealthPath over TLS trusting the TrustCA
+	// certificate and presenting ClientCert (names from pki.Table). An
+	// empty HealthPath means a TLS handshake is the check.
+	HealthPath string
+	TrustCA    string
+	ClientCert string
+	// Removed marks ports MicroK8s documents but upstream dropped; nothing
+	// may listen there, and the port audit checks it.
+	Removed bool
+	Note    string
+}
+
+// Table lists every service in start order. Services of later milestones
+// (kubelet, kube-proxy, containerd, cluster agent) are added here as they land.
+var Table = []Service{
+	{
+		Name: "etcd", Component: "etcd", Port: 12379, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Authn: "client certificate signed by the etcd CA", Authz: "any authenticated client",
+		Flag: "listen-client-urls", Source: URLFlag,
+		HealthPath: "/health", TrustCA: "etcd-ca", ClientCert: "apiserver-etcd-client",
+		Note: "datastore client API",
+	},
+	{
+		Name: "etcd-peer", Component: "etcd", Port: 2380, Protocol: "tcp", Bind: BindLoopback, TLS: true,
+		Authn: "peer certificate signed by the etcd CA", Authz: "cluster members",
+		Flag: "listen-peer-urls", Source: URLFlag,
+		TrustCA: "etcd-ca", ClientCert: "etcd-peer",
+		Note: "datastore peer traffic",
+	},
+	{
+		Name: "kube-apiserver", Component: "kube-apiserver", Port: 16443, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Authn: "static token file, X.509 client certificates; anonymous only on /healthz, /livez, /readyz",
+		Authz: "AlwaysAllow (RBAC with `enable rbac`)",
+		Flag:  "secure-port", Source: PortFlag,
+		HealthPath: "/readyz", TrustCA: "ca",
+		Note: "Kubernetes API",
+	},
+	{
+		Name: "kube-controller-manager", Component: "kube-controller-manager", Port: 10257, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Authn: "delegated to kube-apiserver; anonymous disabled", Authz: "delegated to kube-apiserver",
+		Flag: "secure-port", Source: PortFlag,
+		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "admin",
+		Note: "health and metrics",
+	},
+	{
+		Name: "kube-scheduler", Component: "kube-scheduler", Port: 10259, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Authn: "delegated to kube-apiserver; anonymous disabled", Authz: "delegated to kube-apiserver",
+		Flag: "secure-port", Source: PortFlag,
+		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "admin",
+		Note: "health and metrics",
+	},
+	{
+		Name: "kube-scheduler-insecure", Component: "kube-scheduler", Port: 10251, Protocol: "tcp", Bind: BindLoopback,
+		Removed: true, Note: "insecure HTTP port, removed upstream; not served",
+	},
+	{
+		Name: "kube-controller-manager-insecure", Component: "kube-controller-manager", Port: 10252, Protocol: "tcp", Bind: BindLoopback,
+		Removed: true, Note: "insecure HTTP port, removed upstream; not served",
+	},
+}
+
+// Lookup returns the named service.
+func Lookup(name string) (Service, error) {
+	for _, s := range Table {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return Service{}, fmt.Errorf("unknown service %q", name)
+}
+
+// MustLookup is Lookup for names that are compile-time constants in our code.
+func MustLookup(name string) Service {
+	s, err := Lookup(name)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Served returns the services that listen (not Removed).
+func Served() []Service {
+	var out []Service
+	for _, s := range Table {
+		if !s.Removed {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ListenAddr is the default host:port with the given port offset.
+func (s Service) ListenAddr(offset int) string {
+	return net.JoinHostPort(s.Bind.Address(), strconv.Itoa(s.Port+offset))
+}
+
+// PortFromFlag extracts the port from the value of s.Flag as written in an
+// args file.
+func (s Service) PortFromFlag(value string) (int, error) {
+	var portStr string
+	switch s.Source {
+	case PortFlag:
+		portStr = value
+	case HostPortFlag:
+		_, p, err := net.SplitHostPort(value)
+		if err != nil {
+			return 0, fmt.Errorf("--%s=%q: %w", s.Flag, value, err)
+		}
+		portStr = p
+	case URLFlag:
+		first := strings.TrimSpace(strings.Split(value, ",")[0])
+		u, err := url.Parse(first)
+		if err != nil {
+			return 0, fmt.Errorf("--%s=%q: %w", s.Flag, value, err)
+		}
+		portStr = u.Port()
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(portStr))
+	if err != nil || p <= 0 || p > 65535 {
+		return 0, fmt.Errorf("--%s=%q: no valid port", s.Flag, value)
+	}
+	return p, nil
+}
+
+// PortIn reads the service's port from its component's args file.
+func (s Service) PortIn(f *args.File) (int, error) {
+	v, ok := f.Get(s.Flag)
+	if !ok {
+		return 0, fmt.Errorf("%s: --%s is not set", f.Path, s.Flag)
+	}
+	p, err := s.PortFromFlag(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	return p, nil
+}
+
+// Ports reads the port of every served service from the args files in dir
+// layout l: the ports the node runs with.
+func Ports(l datadir.Layout) (map[string]int, error) {
+	files := map[string]*args.File{}
+	ports := map[string]int{}
+	for _, s := range Served() {
+		f, ok := files[s.Component]
+		if !ok {
+			var err error
+			if f, err = args.Load(l.Args(s.Component)); err != nil {
+				return nil, err
+			}
+			files[s.Component] = f
+		}
+		p, err := s.PortIn(f)
+		if err != nil {
+			return nil, err
+		}
+		ports[s.Name] = p
+	}
+	return ports, nil
+}
+
+// MarkdownTable renders the table for the docs.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| Port | Service | Binds | TLS | Authentication | Authorization | Notes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, s := range Table {
+		tls := "no"
+		if s.TLS {
+			tls = "yes"
+		}
+		if s.Removed {
+			fmt.Fprintf(&b, "| %d/%s | %s | — | — | — | — | %s |\n", s.Port, s.Protocol, s.Name, s.Note)
+			continue
+		}
+		fmt.Fprintf(&b, "| %d/%s | %s | %s (%s) | %s | %s | %s | %s |\n",
+			s.Port, s.Protocol, s.Name, s.Bind, s.Bind.Address(), tls, s.Authn, s.Authz, s.Note)
+	}
+	return b.String()
+}

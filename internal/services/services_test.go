@@ -1,0 +1,107 @@
+package services
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+)
+
+func TestPortFromFlag(t *testing.T) {
+	cases := []struct {
+		source  PortSource
+		value   string
+		want    int
+		wantErr bool
+	}{
+		{PortFlag, "16443", 16443, false},
+		{PortFlag, " 10259 ", 10259, false},
+		{PortFlag, "0", 0, true},
+		{PortFlag, "70000", 0, true},
+		{PortFlag, "abc", 0, true},
+		{URLFlag, "https://0.0.0.0:12379", 12379, false},
+		{URLFlag, "https://0.0.0.0:12379,https://[::1]:12379", 12379, false},
+		{URLFlag, "https://0.0.0.0", 0, true},
+		{URLFlag, "://bad", 0, true},
+		{HostPortFlag, "127.0.0.1:10248", 10248, false},
+		{HostPortFlag, "127.0.0.1", 0, true},
+	}
+	for _, c := range cases {
+		s := Service{Flag: "f", Source: c.source}
+		got, err := s.PortFromFlag(c.value)
+		if (err != nil) != c.wantErr || got != c.want {
+			t.Errorf("PortFromFlag(%v, %q) = %d, %v; want %d, err %v", c.source, c.value, got, err, c.want, c.wantErr)
+		}
+	}
+}
+
+func TestTableIsConsistent(t *testing.T) {
+	seen := map[string]bool{}
+	ports := map[int]string{}
+	for _, s := range Table {
+		if seen[s.Name] {
+			t.Errorf("duplicate service %s", s.Name)
+		}
+		seen[s.Name] = true
+		if other, ok := ports[s.Port]; ok {
+			t.Errorf("port %d used by %s and %s", s.Port, other, s.Name)
+		}
+		ports[s.Port] = s.Name
+		if s.Removed {
+			continue
+		}
+		if s.Flag == "" || s.Component == "" || s.TrustCA == "" {
+			t.Errorf("%s: served services need Component, Flag and TrustCA", s.Name)
+		}
+		if s.Bind != BindHost && s.Bind != BindLoopback {
+			t.Errorf("%s: bad bind %q", s.Name, s.Bind)
+		}
+	}
+	// The spec's removed insecure ports must be listed so the audit checks them.
+	for _, p := range []int{10251, 10252} {
+		if name, ok := ports[p]; !ok {
+			t.Errorf("port %d missing", p)
+		} else if s := MustLookup(name); !s.Removed {
+			t.Errorf("port %d must be Removed", p)
+		}
+	}
+}
+
+func TestPortIn(t *testing.T) {
+	f, err := args.Parse("args/kube-apiserver", []byte("--secure-port=17443\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := MustLookup("kube-apiserver").PortIn(f)
+	if err != nil || p != 17443 {
+		t.Fatalf("PortIn = %d, %v", p, err)
+	}
+	empty, _ := args.Parse("args/kube-apiserver", nil)
+	if _, err := MustLookup("kube-apiserver").PortIn(empty); err == nil || !strings.Contains(err.Error(), "--secure-port is not set") {
+		t.Fatalf("missing flag: %v", err)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite docs/ports.md from Table")
+
+const docsHeader = "# Services and ports\n\nGenerated from `internal/services.Table` (also printed by `kubeseed ports`).\n" +
+	"Regenerate with `go test ./internal/services -run Docs -update`; this test fails when it drifts.\n\n"
+
+func TestDocsPortTableIsCurrent(t *testing.T) {
+	const path = "../../docs/ports.md"
+	want := docsHeader + MarkdownTable()
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != want {
+		t.Errorf("docs/ports.md is out of date: run go test ./internal/services -run Docs -update")
+	}
+}

@@ -1,0 +1,117 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) add(e string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) get() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+type fake struct {
+	name     string
+	rec      *recorder
+	initErr  error
+	readyErr error
+	exited   chan error
+}
+
+func newFake(name string, rec *recorder) *fake {
+	return &fake{name: name, rec: rec, exited: make(chan error, 1)}
+}
+
+func (f *fake) Name() string { return f.name }
+func (f *fake) Init(context.Context) error {
+	f.rec.add("init " + f.name)
+	return f.initErr
+}
+func (f *fake) Start(context.Context) error { f.rec.add("start " + f.name); return nil }
+func (f *fake) Ready(context.Context) error { f.rec.add("ready " + f.name); return f.readyErr }
+func (f *fake) Stop(context.Context) error  { f.rec.add("stop " + f.name); return nil }
+func (f *fake) Exited() <-chan error        { return f.exited }
+
+func TestRunOrderAndCleanStop(t *testing.T) {
+	rec := &recorder{}
+	a, b := newFake("a", rec), newFake("b", rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := New(a, b).Run(ctx, func() { rec.add("all ready"); cancel() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"init a", "init b", "start a", "ready a", "start b", "ready b", "all ready", "stop b", "stop a"}
+	if got := rec.get(); !slices.Equal(got, want) {
+		t.Fatalf("events %v\nwant   %v", got, want)
+	}
+}
+
+func TestInitFailureStartsNothing(t *testing.T) {
+	rec := &recorder{}
+	a, b := newFake("a", rec), newFake("b", rec)
+	b.initErr = errors.New("bad flag")
+	err := New(a, b).Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "b: bad flag") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, e := range rec.get() {
+		if strings.HasPrefix(e, "start") {
+			t.Fatalf("%s after an init failure", e)
+		}
+	}
+}
+
+func TestReadyFailureStopsStarted(t *testing.T) {
+	rec := &recorder{}
+	a, b, c := newFake("a", rec), newFake("b", rec), newFake("c", rec)
+	b.readyErr = errors.New("no")
+	err := New(a, b, c).Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "b not ready") {
+		t.Fatalf("err = %v", err)
+	}
+	got := rec.get()
+	if slices.Contains(got, "start c") {
+		t.Error("c started after b failed")
+	}
+	if !slices.Contains(got, "stop a") || !slices.Contains(got, "stop b") {
+		t.Errorf("started components not stopped: %v", got)
+	}
+}
+
+func TestComponentExitStopsTheRest(t *testing.T) {
+	rec := &recorder{}
+	a, b := newFake("a", rec), newFake("b", rec)
+	done := make(chan error, 1)
+	go func() {
+		done <- New(a, b).Run(context.Background(), func() { a.exited <- errors.New("crashed") })
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "a exited: crashed") {
+			t.Fatalf("err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after a component exited")
+	}
+	got := rec.get()
+	if !slices.Contains(got, "stop a") || !slices.Contains(got, "stop b") {
+		t.Errorf("not stopped: %v", got)
+	}
+}

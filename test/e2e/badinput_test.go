@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBadInputChangesNothing corrupts one user-editable input at a time in
+// a copy of a bootstrapped data dir: start must fail with a message naming
+// the file and line (or the port and service), and leave every file as it was.
+func TestBadInputChangesNothing(t *testing.T) {
+	base := newNode(t, freeOffset(t))
+	base.start()
+	base.stop()
+
+	appendLine := func(rel, line string) func(t *testing.T, n *node) {
+		return func(t *testing.T, n *node) {
+			f, err := os.OpenFile(n.path(rel), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString(line + "\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	firstTokenLine := func(t *testing.T, n *node) string {
+		data, err := os.ReadFile(n.path("credentials", "known_tokens.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.SplitN(string(data), "\n", 2)[0]
+	}
+	cases := []struct {
+		name   string
+		break_ func(t *testing.T, n *node)
+		want   []string
+	}{
+		{"malformed csr.conf.template", appendLine("certs/csr.conf.template", "DNS.7 mydomain.com"),
+			[]string{"csr.conf.template:"}},
+		{"bad SAN in csr.conf.template", appendLine("certs/csr.conf.template", "IP.9 = 300.1.1.1"),
+			[]string{"csr.conf.template:", "300.1.1.1"}},
+		{"token file with a wrong column count", appendLine("credentials/known_tokens.csv", "onlyonecolumn"),
+			[]string{"known_tokens.csv:2:", "column"}},
+		{"token file with an empty token", appendLine("credentials/known_tokens.csv", ",bob,bob"),
+			[]string{"known_tokens.csv:2:", "empty token"}},
+		{"token file with a duplicate token", func(t *testing.T, n *node) {
+			appendLine("credentials/known_tokens.csv", firstTokenLine(t, n))(t, n)
+		}, []string{"known_tokens.csv:2:", "duplicate"}},
+		{"unknown flag in args/kube-apiserver", appendLine("args/kube-apiserver", "--no-such-flag=1"),
+			[]string{"args/kube-apiserver:", "--no-such-flag", "unknown flag"}},
+		{"unknown flag in args/etcd", appendLine("args/etcd", "--no-such-etcd-flag"),
+			[]string{"args/etcd:", "--no-such-etcd-flag", "unknown flag"}},
+		{"bad value in args/kube-scheduler", appendLine("args/kube-scheduler", "--secure-port=not-a-port"),
+			[]string{"args/kube-scheduler:", "--secure-port"}},
+		{"apiserver port in use", func(t *testing.T, n *node) {
+			ln, err := net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(n.port("kube-apiserver")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+		}, []string{"port " + strconv.Itoa(base.port("kube-apiserver")), "kube-apiserver", "not free"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNode(t, base.offset)
+			if out, err := exec.Command("cp", "-a", base.dir, n.dir).CombinedOutput(); err != nil {
+				t.Fatalf("copy data dir: %v %s", err, out)
+			}
+			c.break_(t, n)
+			before := hashTree(t, dataFiles(t, n)...)
+			n.startNoWait()
+			err, log := n.waitExit(60 * time.Second)
+			if err == nil {
+				t.Fatalf("start succeeded with %s", c.name)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(log, w) {
+					t.Errorf("the error lacks %q:\n%s", w, log)
+				}
+			}
+			after := hashTree(t, dataFiles(t, n)...)
+			for f, h := range before {
+				if after[f] != h {
+					t.Errorf("%s changed", f)
+				}
+			}
+			if len(after) != len(before) {
+				t.Errorf("files were added or removed: %d before, %d after", len(before), len(after))
+			}
+		})
+	}
+}
+
+// dataFiles is every top-level entry of the data dir but run/, whose PID
+// file is rewritten by every start attempt.
+func dataFiles(t *testing.T, n *node) []string {
+	entries, err := os.ReadDir(n.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Name() != "run" {
+			out = append(out, filepath.Join(n.dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// TestDefaultPorts runs one node on the real default ports and audits them.
+func TestDefaultPorts(t *testing.T) {
+	for name, p := range defaultPorts {
+		if !portFree(p) {
+			t.Fatalf("default port %d (%s) is taken on this host; free it to run this test", p, name)
+		}
+	}
+	n := newNode(t, 0)
+	n.start()
+	n.auditPorts()
+	ip := defaultIP(t)
+	for name, p := range defaultPorts {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(p)), 2*time.Second)
+		if loopbackOnly[name] {
+			if err == nil {
+				conn.Close()
+				t.Errorf("%s (%d) is reachable on the host IP %s; it must be loopback only", name, p, ip)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s (%d) is not reachable on the host IP %s: %v", name, p, ip, err)
+		} else {
+			conn.Close()
+		}
+	}
+	n.stop()
+}

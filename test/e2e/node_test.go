@@ -1,0 +1,338 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Default ports, as in internal/services.Table; the port-audit test checks
+// this copy against the running node, so a drift fails loudly.
+var defaultPorts = map[string]int{
+	"etcd":                    12379,
+	"etcd-peer":               2380,
+	"kube-apiserver":          16443,
+	"kube-controller-manager": 10257,
+	"kube-scheduler":          10259,
+}
+
+// loopbackOnly are the services bound to 127.0.0.1; the rest bind 0.0.0.0.
+var loopbackOnly = map[string]bool{"etcd-peer": true}
+
+// removedPorts must never listen.
+var removedPorts = []int{10251, 10252}
+
+type node struct {
+	t      *testing.T
+	dir    string
+	offset int
+	cmd    *exec.Cmd
+	log    string
+	waited chan error
+}
+
+// freeOffset picks a random port offset at which every default port is free.
+func freeOffset(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		off := 20000 + rand.IntN(400)*50
+		ok := true
+		for _, p := range defaultPorts {
+			if !portFree(p + off) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return off
+		}
+	}
+	t.Fatal("no free port offset found")
+	return 0
+}
+
+func portFree(p int) bool {
+	ln, err := net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(p))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+func newNode(t *testing.T, offset int) *node {
+	dir := t.TempDir()
+	return &node{t: t, dir: filepath.Join(dir, "data"), offset: offset, log: filepath.Join(dir, "kubeseed.log")}
+}
+
+func (n *node) port(name string) int { return defaultPorts[name] + n.offset }
+
+func (n *node) env() []string {
+	return append(os.Environ(), "KUBESEED_DATA_DIR="+n.dir, "KUBESEED_PORT_OFFSET="+strconv.Itoa(n.offset))
+}
+
+// start launches `kubeseed start` and waits with `status --wait-ready`.
+func (n *node) start() {
+	n.t.Helper()
+	n.startNoWait()
+	out, err := n.kubeseed("status", "--wait-ready", "--timeout", "3m")
+	if err != nil {
+		n.dumpLog()
+		n.t.Fatalf("node not ready: %v\n%s", err, out)
+	}
+}
+
+func (n *node) startNoWait() {
+	n.t.Helper()
+	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cmd := exec.Command(kubeseedBin, "start")
+	cmd.Env = n.env()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	logf.Close()
+	n.cmd = cmd
+	n.waited = make(chan error, 1)
+	go func() { n.waited <- cmd.Wait() }()
+	n.t.Cleanup(n.kill)
+}
+
+// kill ends the node however it is, for cleanup.
+func (n *node) kill() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.waited:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+		<-n.waited
+	}
+	if n.t.Failed() {
+		n.dumpLog()
+	}
+	n.cmd = nil
+}
+
+// stop runs `kubeseed stop` and checks the process is gone.
+func (n *node) stop() {
+	n.t.Helper()
+	out, err := n.kubeseed("stop")
+	if err != nil {
+		n.t.Fatalf("kubeseed stop: %v\n%s", err, out)
+	}
+	select {
+	case <-n.waited:
+	case <-time.After(10 * time.Second):
+		n.t.Fatal("kubeseed stop returned but the process still runs")
+	}
+	n.cmd = nil
+}
+
+// waitExit waits for a start that is expected to fail and returns its log.
+func (n *node) waitExit(timeout time.Duration) (exitErr error, log string) {
+	n.t.Helper()
+	select {
+	case err := <-n.waited:
+		n.cmd = nil
+		data, _ := os.ReadFile(n.log)
+		return err, string(data)
+	case <-time.After(timeout):
+		n.t.Fatalf("kubeseed start did not exit within %s", timeout)
+		return nil, ""
+	}
+}
+
+func (n *node) kubeseed(args ...string) (string, error) {
+	cmd := exec.Command(kubeseedBin, args...)
+	cmd.Env = n.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (n *node) mustKubeseed(args ...string) string {
+	n.t.Helper()
+	out, err := n.kubeseed(args...)
+	if err != nil {
+		n.t.Fatalf("kubeseed %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// kubectl runs the stock /usr/bin/kubectl, an outside client, as admin.
+func (n *node) kubectl(args ...string) (string, error) {
+	full := append([]string{"--kubeconfig", filepath.Join(n.dir, "credentials", "client.config"),
+		"--cache-dir", filepath.Join(n.dir, "..", "kubectl-cache")}, args...)
+	out, err := exec.Command("/usr/bin/kubectl", full...).CombinedOutput()
+	return string(out), err
+}
+
+func (n *node) dumpLog() {
+	data, err := os.ReadFile(n.log)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) > 80 {
+		lines = lines[len(lines)-80:]
+	}
+	n.t.Logf("last lines of %s:\n%s", n.log, strings.Join(lines, "\n"))
+}
+
+func (n *node) path(parts ...string) string { return filepath.Join(append([]string{n.dir}, parts...)...) }
+
+// tlsConfig trusts the named CA and presents the named client certificate.
+func (n *node) tlsConfig(ca, client string) *tls.Config {
+	n.t.Helper()
+	pem, err := os.ReadFile(n.path("certs", ca+".crt"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := &tls.Config{RootCAs: pool}
+	if client != "" {
+		c, err := tls.LoadX509KeyPair(n.path("certs", client+".crt"), n.path("certs", client+".key"))
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg
+}
+
+// listeners returns "ip:port" of every TCP socket the process listens on,
+// read from /proc so the audit sees exactly what the kernel sees.
+func listeners(t *testing.T, pid int) map[string]bool {
+	t.Helper()
+	inodes := map[string]bool{}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
+	out := map[string]bool{}
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Scan() // header
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] { // 0A = LISTEN
+				continue
+			}
+			out[decodeAddr(fields[1])] = true
+		}
+		f.Close()
+	}
+	return out
+}
+
+func decodeAddr(s string) string {
+	hostHex, portHex, _ := strings.Cut(s, ":")
+	b, _ := hex.DecodeString(hostHex)
+	// /proc/net/tcp stores each 32-bit word in host (little-endian) order.
+	for i := 0; i+4 <= len(b); i += 4 {
+		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+	}
+	port, _ := strconv.ParseUint(portHex, 16, 16)
+	return net.JoinHostPort(net.IP(b).String(), strconv.Itoa(int(port)))
+}
+
+// auditPorts checks that the node listens on exactly the table's ports,
+// each on its declared interface, and never on a removed port.
+func (n *node) auditPorts() {
+	n.t.Helper()
+	got := listeners(n.t, n.cmd.Process.Pid)
+	want := map[string]bool{}
+	for name, p := range defaultPorts {
+		host := "0.0.0.0"
+		if loopbackOnly[name] {
+			host = "127.0.0.1"
+		}
+		want[net.JoinHostPort(host, strconv.Itoa(p+n.offset))] = true
+	}
+	for addr := range want {
+		if !got[addr] {
+			n.t.Errorf("port audit: expected a listener on %s; listening: %v", addr, keys(got))
+		}
+	}
+	for addr := range got {
+		if !want[addr] {
+			n.t.Errorf("port audit: unexpected listener %s (not in the services table)", addr)
+		}
+	}
+	for _, p := range removedPorts {
+		for _, port := range []int{p, p + n.offset} {
+			if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+				conn.Close()
+				n.t.Errorf("something listens on removed port %d", port)
+			}
+		}
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func defaultIP(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ip", "-4", "route", "show", "default").CombinedOutput()
+	f := strings.Fields(string(out))
+	dev := ""
+	for i := range f {
+		if f[i] == "dev" && i+1 < len(f) {
+			dev = f[i+1]
+		}
+	}
+	if err != nil || dev == "" {
+		t.Fatalf("no default route: %v %s", err, out)
+	}
+	out, err = exec.Command("ip", "-4", "-o", "addr", "show", "dev", dev).CombinedOutput()
+	f = strings.Fields(string(out))
+	for i := range f {
+		if f[i] == "inet" && i+1 < len(f) {
+			return strings.Split(f[i+1], "/")[0]
+		}
+	}
+	t.Fatalf("no IPv4 address on %s: %v %s", dev, err, out)
+	return ""
+}
+
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
