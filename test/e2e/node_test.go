@@ -198,7 +198,9 @@ func (n *node) dumpLog() {
 	n.t.Logf("last lines of %s:\n%s", n.log, strings.Join(lines, "\n"))
 }
 
-func (n *node) path(parts ...string) string { return filepath.Join(append([]string{n.dir}, parts...)...) }
+func (n *node) path(parts ...string) string {
+	return filepath.Join(append([]string{n.dir}, parts...)...)
+}
 
 // tlsConfig trusts the named CA and presents the named client certificate.
 func (n *node) tlsConfig(ca, client string) *tls.Config {
