@@ -29,10 +29,13 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(l.ArgsDir()); err != nil {
-				return fmt.Errorf("no node in %s (start one with `kubeseed start`): %w", l.Root, err)
-			}
 			var r *status.Report
+			if !waitReady {
+				// Waiting covers a node whose first start is still bootstrapping.
+				if _, err := os.Stat(l.ArgsDir()); err != nil {
+					return fmt.Errorf("no node in %s (start one with `kubeseed start`): %w", l.Root, err)
+				}
+			}
 			if waitReady {
 				r, err = waitUntilReady(cmd.Context(), l, timeout, os.Stderr)
 			} else {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/rest"
 	basecompatibility "k8s.io/component-base/compatibility"
 	logsapi "k8s.io/component-base/logs/api/v1"
+	"k8s.io/klog/v2"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -93,7 +94,15 @@ func (a *APIServer) Ready(ctx context.Context) error {
 	return health.Wait(ctx, fmt.Sprintf("https://127.0.0.1:%d/readyz", a.port), tlsCfg)
 }
 
-// Stop shuts the apiserver down gracefully.
+// drainGrace bounds the wait for the apiserver's HTTP server to finish
+// after cancellation. The in-process controller-manager and scheduler hold
+// watches open until the process ends, so upstream's wait for every
+// connection to close would last its full timeout; by the time we stop
+// waiting, the listener is closed and short requests have drained.
+const drainGrace = 3 * time.Second
+
+// Stop shuts the apiserver down: it stops listening, drains short requests
+// and then no longer touches etcd.
 func (a *APIServer) Stop(ctx context.Context) error {
 	if a.cancel == nil {
 		return nil
@@ -101,10 +110,10 @@ func (a *APIServer) Stop(ctx context.Context) error {
 	a.cancel()
 	select {
 	case <-a.done:
-		return nil
+	case <-time.After(drainGrace):
+		klog.FromContext(ctx).Info("kube-apiserver still holds long-running connections; continuing shutdown")
 	case <-ctx.Done():
 		return fmt.Errorf("kube-apiserver did not stop in time: %w", ctx.Err())
-	case <-time.After(20 * time.Second):
-		return errors.New("kube-apiserver did not stop within 20s")
 	}
+	return nil
 }

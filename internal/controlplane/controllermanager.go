@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"k8s.io/apiserver/pkg/apis/apiserver"
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
@@ -43,9 +42,6 @@ func (c *ControllerManager) Init(ctx context.Context) error {
 	if err := applyArgs(c.layout, defaults.ControllerManagerComponent, fs); err != nil {
 		return err
 	}
-	// The spec asks for authenticated health and metrics: upstream has no
-	// flag for this, so anonymous requests are turned off here.
-	s.Authentication.Anonymous = &apiserver.AnonymousAuthConfig{Enabled: false}
 	if err := s.Validate(cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases()); err != nil {
 		return fmt.Errorf("%s: %w", c.layout.Args(defaults.ControllerManagerComponent), err)
 	}
@@ -63,6 +59,7 @@ func (c *ControllerManager) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cfg.Authentication.Authenticator = rejectAnonymous{cfg.Authentication.Authenticator}
 	go func() {
 		err := cmapp.Run(runCtx, cfg.Complete())
 		if err == nil {

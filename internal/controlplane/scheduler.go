@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"k8s.io/apiserver/pkg/apis/apiserver"
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	schedoptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
@@ -36,7 +35,6 @@ func (s *Scheduler) Init(ctx context.Context) error {
 	if err := applyArgs(s.layout, defaults.SchedulerComponent, fs); err != nil {
 		return err
 	}
-	opts.Authentication.Anonymous = &apiserver.AnonymousAuthConfig{Enabled: false}
 	var errs []error
 	errs = append(errs, opts.SecureServing.Validate()...)
 	errs = append(errs, opts.Authentication.Validate()...)
@@ -58,6 +56,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.layout.Args(defaults.SchedulerComponent), err)
 	}
+	cc.Authentication.Authenticator = rejectAnonymous{cc.Authentication.Authenticator}
 	go func() {
 		err := schedapp.Run(runCtx, cc, sched)
 		if err == nil {

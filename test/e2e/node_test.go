@@ -281,6 +281,13 @@ func (n *node) auditPorts() {
 		}
 		want[net.JoinHostPort(host, strconv.Itoa(p+n.offset))] = true
 	}
+	// Go listens on 0.0.0.0 with a dual-stack socket, which /proc shows as [::].
+	for addr := range got {
+		if host, port, _ := net.SplitHostPort(addr); host == "::" {
+			delete(got, addr)
+			got[net.JoinHostPort("0.0.0.0", port)] = true
+		}
+	}
 	for addr := range want {
 		if !got[addr] {
 			n.t.Errorf("port audit: expected a listener on %s; listening: %v", addr, keys(got))
