@@ -108,8 +108,13 @@ func Lock(l datadir.Layout) (unlock func(), err error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", l.PIDFile(), err)
 	}
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", l.PIDFile(), err)
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", l.PIDFile(), err)
 	}
 	return func() {
 		_ = f.Truncate(0)

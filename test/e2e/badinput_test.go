@@ -77,7 +77,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			c.break_(t, n)
 			before := hashTree(t, dataFiles(t, n)...)
 			n.startNoWait()
-			err, log := n.waitExit(60 * time.Second)
+			log, err := n.waitExit(60 * time.Second)
 			if err == nil {
 				t.Fatalf("start succeeded with %s", c.name)
 			}

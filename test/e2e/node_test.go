@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -149,16 +148,16 @@ func (n *node) stop() {
 }
 
 // waitExit waits for a start that is expected to fail and returns its log.
-func (n *node) waitExit(timeout time.Duration) (exitErr error, log string) {
+func (n *node) waitExit(timeout time.Duration) (log string, exitErr error) {
 	n.t.Helper()
 	select {
 	case err := <-n.waited:
 		n.cmd = nil
 		data, _ := os.ReadFile(n.log)
-		return err, string(data)
+		return string(data), err
 	case <-time.After(timeout):
 		n.t.Fatalf("kubeseed start did not exit within %s", timeout)
-		return nil, ""
+		return "", nil
 	}
 }
 
@@ -338,10 +337,4 @@ func defaultIP(t *testing.T) string {
 	}
 	t.Fatalf("no IPv4 address on %s: %v %s", dev, err, out)
 	return ""
-}
-
-func withTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
