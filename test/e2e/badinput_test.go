@@ -99,6 +99,35 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
+// TestReset checks that reset asks first, refuses while the node runs, and
+// then deletes the data dir.
+func TestReset(t *testing.T) {
+	n := newNode(t, freeOffset(t))
+	n.start()
+	if out, err := n.kubeseed("reset", "--yes"); err == nil || !strings.Contains(out, "kubeseed stop") {
+		t.Errorf("reset of a running node: %v\n%s", err, out)
+	}
+	n.stop()
+	cmd := exec.Command(kubeseedBin, "reset")
+	cmd.Env = n.env()
+	cmd.Stdin = strings.NewReader("no\n")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "nothing was deleted") {
+		t.Errorf("reset answered 'no': %v\n%s", err, out)
+	}
+	if _, err := os.Stat(n.path("certs", "ca.crt")); err != nil {
+		t.Fatalf("reset answered 'no' deleted files: %v", err)
+	}
+	cmd = exec.Command(kubeseedBin, "reset")
+	cmd.Env = n.env()
+	cmd.Stdin = strings.NewReader("yes\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("reset: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(n.dir); !os.IsNotExist(err) {
+		t.Errorf("data dir still there after reset: %v", err)
+	}
+}
+
 // dataFiles is every top-level entry of the data dir but run/, whose PID
 // file is rewritten by every start attempt.
 func dataFiles(t *testing.T, n *node) []string {

@@ -112,6 +112,11 @@ func TestControlPlane(t *testing.T) {
 		if err := os.WriteFile(cfgPath, []byte(out), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// The apiserver advertises the default-route IP.
+		ep, err := n.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=kubernetes", "-o", "jsonpath={.items[0].endpoints[0].addresses[0]}")
+		if err != nil || ep != defaultIP(t) {
+			t.Errorf("kubernetes endpoint %q (err %v), want %s", ep, err, defaultIP(t))
+		}
 		got, err := exec.Command("/usr/bin/kubectl", "--kubeconfig", cfgPath, "--cache-dir", t.TempDir(), "get", "--raw", "/readyz").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(got)) != "ok" {
 			t.Fatalf("kubectl via default IP: %v %s", err, got)
