@@ -13,14 +13,24 @@ BIN         ?= bin/kubeseed
 define stamp
 -X $(1).gitVersion=$(K8S_VERSION) -X $(1).gitMajor=$(K8S_MAJOR) -X $(1).gitMinor=$(K8S_MINOR) -X $(1).gitTreeState=clean -X $(1).buildDate=$(BUILD_DATE)
 endef
+CONTAINERD_VERSION := $(shell go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
 LDFLAGS := -s -w -X main.version=$(VERSION) \
+	-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION) \
 	$(call stamp,k8s.io/component-base/version) \
 	$(call stamp,k8s.io/client-go/pkg/version)
 
-.PHONY: build test unit e2e lint bench deps clean
+.PHONY: build embedded test unit e2e lint bench deps clean
 
-build:
+EMBED := internal/embedded/bin
+
+build: embedded
 	go build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kubeseed
+
+# Small static helpers packed into kubeseed: the pause program and
+# containerd's runc shim (one per pod, so it must stay small).
+embedded:
+	CGO_ENABLED=0 go build -ldflags '-s -w' -o $(EMBED)/pause ./cmd/kubeseed-pause
+	CGO_ENABLED=0 go build -tags no_btrfs -ldflags '-s -w' -o $(EMBED)/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
 # The whole suite, as CI runs it (hack/test.sh installs what it needs).
 test:
@@ -41,4 +51,4 @@ bench: build
 	KUBESEED_BIN=$(abspath $(BIN)) go run ./bench
 
 clean:
-	rm -rf bin
+	rm -rf bin $(EMBED)/pause $(EMBED)/containerd-shim-runc-v2

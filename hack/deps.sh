@@ -2,7 +2,7 @@
 # Installs the Debian packages kubeseed and its tests need, only if missing.
 set -euo pipefail
 need=()
-for pkg in make curl ca-certificates iproute2 openssl git; do
+for pkg in make curl ca-certificates iproute2 openssl git runc containernetworking-plugins iptables busybox-static; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

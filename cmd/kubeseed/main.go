@@ -72,6 +72,9 @@ func newRootCommand() *cobra.Command {
 		newResetCommand(g),
 		newVersionCommand(),
 		newPortsCommand(),
+		newContainerdCommand(),
+		newCtrCommand(g),
+		newImagesCommand(g),
 	)
 	return root
 }

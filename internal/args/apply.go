@@ -36,3 +36,9 @@ func Load(path string) (*File, error) {
 	}
 	return Parse(path, data)
 }
+
+// Expand replaces ${VAR} references in s, for config files that sit beside
+// the args files and share their variables.
+func Expand(s string, vars map[string]string) (string, error) {
+	return expand(s, vars)
+}

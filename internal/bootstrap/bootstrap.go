@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -100,7 +101,7 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
-	for path, data := range defaults.ConfigFiles(l) {
+	for path, data := range defaults.ConfigFiles(l, o.PortOffset) {
 		if err := create(res, path, data, 0o644); err != nil {
 			return nil, err
 		}
@@ -182,6 +183,10 @@ func create(res *Result, path string, data []byte, mode os.FileMode) error {
 	ok, err := fsutil.Exists(path)
 	if err != nil || ok {
 		return err
+	}
+	// MkdirAll leaves existing directories' modes alone (certs/ stays 0700).
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
 	if err := fsutil.WriteFileAtomic(path, data, mode); err != nil {
 		return err

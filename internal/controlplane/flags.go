@@ -3,9 +3,6 @@
 package controlplane
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/spf13/pflag"
 	cliflag "k8s.io/component-base/cli/flag"
 
@@ -24,27 +21,7 @@ func flagSet(component string, named cliflag.NamedFlagSets) *pflag.FlagSet {
 	return fs
 }
 
-// applyArgs loads args/<component> and sets each flag on fs, so an unknown
-// flag or a bad value is reported with the file and line.
+// applyArgs sets the flags of args/<component> on fs.
 func applyArgs(l datadir.Layout, component string, fs *pflag.FlagSet) error {
-	f, err := args.Load(l.Args(component))
-	if err != nil {
-		return err
-	}
-	return f.Apply(l.Vars(), func(name, value string, hasValue bool) error {
-		fl := fs.Lookup(name)
-		if fl == nil {
-			return fmt.Errorf("unknown flag for %s", component)
-		}
-		if fl.Deprecated != "" {
-			return fmt.Errorf("deprecated upstream: %s", fl.Deprecated)
-		}
-		if !hasValue {
-			if fl.NoOptDefVal == "" {
-				return errors.New("needs a value")
-			}
-			value = fl.NoOptDefVal
-		}
-		return fs.Set(name, value)
-	})
+	return args.ApplyPFlags(l.Args(component), l.Vars(), component, fs)
 }

@@ -15,10 +15,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
+	"github.com/kubeseed/kubeseed/internal/containerruntime"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/datastore"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/node"
 	"github.com/kubeseed/kubeseed/internal/services"
 	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
@@ -62,11 +65,24 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	if err := CheckPorts(l); err != nil {
 		return err
 	}
+	adapt, err := hostinfo.Detect()
+	if err != nil {
+		return err
+	}
+	for _, a := range adapt.Describe() {
+		progress("host adaptation: " + a)
+	}
+	if err := prepareHost(ctx); err != nil {
+		return err
+	}
 	sup := supervisor.New(
+		containerruntime.New(l, adapt),
 		datastore.NewEtcd(l),
 		controlplane.NewAPIServer(l),
 		controlplane.NewControllerManager(l),
 		controlplane.NewScheduler(l),
+		node.NewKubelet(l, adapt),
+		node.NewKubeProxy(l),
 	)
 	sup.Progress = progress
 	err = sup.Run(ctx, o.Ready)

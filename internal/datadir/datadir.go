@@ -44,6 +44,7 @@ func (l Layout) AdminKubeconfig() string       { return l.Credential("client.con
 func (l Layout) Args(component string) string  { return filepath.Join(l.ArgsDir(), component) }
 func (l Layout) Config(file string) string     { return filepath.Join(l.ConfigDir(), file) }
 func (l Layout) EtcdDataDir() string           { return filepath.Join(l.VarDir(), "etcd") }
+func (l Layout) Run(file string) string        { return filepath.Join(l.RunDir(), file) }
 func (l Layout) PIDFile() string               { return filepath.Join(l.RunDir(), "kubeseed.pid") }
 func (l Layout) KubectlCacheDir() string       { return filepath.Join(l.RunDir(), "kubectl-cache") }
 func (l Layout) FlexVolumeDir() string {

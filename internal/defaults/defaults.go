@@ -4,6 +4,7 @@
 package defaults
 
 import (
+	"path/filepath"
 	"strconv"
 
 	"github.com/kubeseed/kubeseed/internal/args"
@@ -35,12 +36,20 @@ func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 		APIServerArgs(l, portOffset),
 		ControllerManagerArgs(l, portOffset),
 		SchedulerArgs(l, portOffset),
+		ContainerdArgs(l, portOffset),
+		KubeletArgs(l, nodeName),
+		KubeProxyArgs(l, nodeName, portOffset),
 	}
 }
 
-// ConfigFiles are the default files under config/, by path.
-func ConfigFiles(l datadir.Layout) map[string][]byte {
-	return map[string][]byte{l.Config(AuthenticationConfigFile): []byte(authenticationConfig)}
+// ConfigFiles are the default config files beside the args files, by path.
+func ConfigFiles(l datadir.Layout, portOffset int) map[string][]byte {
+	return map[string][]byte{
+		l.Config(AuthenticationConfigFile):                        []byte(authenticationConfig),
+		l.Args(KubeletConfigFile):                                 KubeletConfig(portOffset),
+		l.Args(ContainerdConfigTemplate):                          ContainerdConfig(),
+		filepath.Join(l.Args(CNIConfDir), "10-kubeseed.conflist"): CNIConfig(l),
+	}
 }
 
 // AuthenticationConfigFile is the structured authentication config under config/.

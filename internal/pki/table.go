@@ -80,6 +80,8 @@ var Table = []Spec{
 		Purpose: "kube-controller-manager serving certificate"},
 	{Name: "kube-scheduler", CA: "ca", CommonName: "kube-scheduler", Usages: serverAuth, Lifetime: Year, SANs: HostSANs,
 		Purpose: "kube-scheduler serving certificate"},
+	{Name: "kubelet-serving", CA: "ca", CommonName: "system:node:" + NodeNameToken, Usages: serverAuth, Lifetime: Year, SANs: HostSANs,
+		Purpose: "kubelet serving certificate (port 10250)"},
 
 	{Name: "admin", CA: "ca", CommonName: "admin", Organization: []string{"system:masters"}, Usages: clientAuth, Lifetime: Year,
 		Kubeconfig: "client.config", Purpose: "cluster admin (kubeseed kubectl)"},

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -45,6 +48,9 @@ const (
 	URLFlag
 	// HostPortFlag: the flag value is host:port (--healthz-bind-address).
 	HostPortFlag
+	// YAMLField: Flag names a top-level field of the YAML file
+	// args/<ConfigFile> holding the port (the kubelet's config file).
+	YAMLField
 )
 
 // Service is one row of the table.
@@ -57,8 +63,12 @@ type Service struct {
 	TLS       bool
 	Authn     string // who may connect, in words
 	Authz     string // what they may do, in words
-	Flag      string // args flag carrying the port
+	Flag      string // args flag (or YAML field) carrying the port
 	Source    PortSource
+	// ConfigFile, for YAMLField, is the YAML file under args/.
+	ConfigFile string
+	// Plain marks a service without TLS; its health check is plain HTTP.
+	Plain bool
 	// Health check: GET HealthPath over TLS trusting the TrustCA
 	// certificate and presenting ClientCert (names from pki.Table). An
 	// empty HealthPath means a TLS handshake is the check.
@@ -109,6 +119,55 @@ var Table = []Service{
 		Flag: "secure-port", Source: PortFlag,
 		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "admin",
 		Note: "health and metrics",
+	},
+	{
+		Name: "containerd-metrics", Component: "containerd", Port: 1338, Protocol: "tcp", Bind: BindLoopback,
+		Authn: "none (loopback only)", Authz: "read-only metrics",
+		Flag: "metrics-address", Source: HostPortFlag, Plain: true,
+		HealthPath: "/v1/metrics",
+		Note:       "containerd metrics; containerd's API is the unix socket run/containerd.sock",
+	},
+	{
+		Name: "containerd-stream", Component: "containerd", Port: 10010, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Authn: "single-use tokens issued to the kubelet", Authz: "the exec, attach or port-forward session the token names",
+		Flag: "stream-address", Source: HostPortFlag,
+		Note: "CRI streaming server; the kubelet proxies kubectl exec/attach/port-forward to it",
+	},
+	{
+		Name: "kubelet", Component: "kubelet", Port: 10250, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Authn: "X.509 client certificate signed by the cluster CA, or a bearer token checked by the apiserver; anonymous disabled",
+		Authz: "delegated to kube-apiserver (Webhook)",
+		Flag:  "port", Source: YAMLField, ConfigFile: "kubelet.yaml",
+		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "admin",
+		Note: "kubelet API (logs, exec, port-forward)",
+	},
+	{
+		Name: "kubelet-readonly", Component: "kubelet", Port: 10255, Protocol: "tcp", Bind: BindHost, Plain: true,
+		Authn: "none", Authz: "read-only endpoints (/pods, /healthz, /spec)",
+		Flag: "readOnlyPort", Source: YAMLField, ConfigFile: "kubelet.yaml",
+		HealthPath: "/healthz",
+		Note:       "read-only kubelet port, as the spec lists it",
+	},
+	{
+		Name: "kubelet-healthz", Component: "kubelet", Port: 10248, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Authn: "none (loopback only)", Authz: "health only",
+		Flag: "healthzPort", Source: YAMLField, ConfigFile: "kubelet.yaml",
+		HealthPath: "/healthz",
+		Note:       "kubelet health",
+	},
+	{
+		Name: "kube-proxy-metrics", Component: "kube-proxy", Port: 10249, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Authn: "none (loopback only)", Authz: "read-only metrics",
+		Flag: "metrics-bind-address", Source: HostPortFlag,
+		HealthPath: "/metrics",
+		Note:       "kube-proxy metrics",
+	},
+	{
+		Name: "kube-proxy-healthz", Component: "kube-proxy", Port: 10256, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Authn: "none (loopback only)", Authz: "health only",
+		Flag: "healthz-bind-address", Source: HostPortFlag,
+		HealthPath: "/healthz",
+		Note:       "kube-proxy health",
 	},
 	{
 		Name: "kube-scheduler-insecure", Component: "kube-scheduler", Port: 10251, Protocol: "tcp", Bind: BindLoopback,
@@ -168,6 +227,8 @@ func (s Service) PortFromFlag(value string) (int, error) {
 			return 0, fmt.Errorf("--%s=%q: %w", s.Flag, value, err)
 		}
 		portStr = p
+	case YAMLField:
+		portStr = value
 	case URLFlag:
 		first := strings.TrimSpace(strings.Split(value, ",")[0])
 		u, err := url.Parse(first)
@@ -200,8 +261,29 @@ func (s Service) PortIn(f *args.File) (int, error) {
 // layout l: the ports the node runs with.
 func Ports(l datadir.Layout) (map[string]int, error) {
 	files := map[string]*args.File{}
+	yamls := map[string]map[string]any{}
 	ports := map[string]int{}
 	for _, s := range Served() {
+		if s.Source == YAMLField {
+			doc, ok := yamls[s.ConfigFile]
+			if !ok {
+				path := l.Args(s.ConfigFile)
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return nil, fmt.Errorf("read %s: %w", path, err)
+				}
+				if err := yaml.Unmarshal(data, &doc); err != nil {
+					return nil, fmt.Errorf("%s: %w", path, err)
+				}
+				yamls[s.ConfigFile] = doc
+			}
+			p, err := s.PortFromFlag(fmt.Sprint(doc[s.Flag]))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", l.Args(s.ConfigFile), err)
+			}
+			ports[s.Name] = p
+			continue
+		}
 		f, ok := files[s.Component]
 		if !ok {
 			var err error

@@ -52,8 +52,14 @@ func TestTableIsConsistent(t *testing.T) {
 		if s.Removed {
 			continue
 		}
-		if s.Flag == "" || s.Component == "" || s.TrustCA == "" {
-			t.Errorf("%s: served services need Component, Flag and TrustCA", s.Name)
+		if s.Flag == "" || s.Component == "" {
+			t.Errorf("%s: served services need Component and Flag", s.Name)
+		}
+		if s.TLS == (s.TrustCA == "") || s.TLS == s.Plain {
+			t.Errorf("%s: a TLS service needs TrustCA; a plain one must be marked Plain", s.Name)
+		}
+		if s.Source == YAMLField && s.ConfigFile == "" {
+			t.Errorf("%s: YAMLField needs ConfigFile", s.Name)
 		}
 		if s.Bind != BindHost && s.Bind != BindLoopback {
 			t.Errorf("%s: bad bind %q", s.Name, s.Bind)

@@ -94,6 +94,20 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 }
 
 func probe(ctx context.Context, l datadir.Layout, s services.Service, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if s.Plain && s.HealthPath == "" {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}
+	if s.Plain {
+		return health.Check(ctx, fmt.Sprintf("http://%s%s", addr, s.HealthPath), nil)
+	}
 	certFile, keyFile := "", ""
 	if s.ClientCert != "" {
 		certFile, keyFile = l.Cert(s.ClientCert), l.Key(s.ClientCert)
@@ -102,9 +116,6 @@ func probe(ctx context.Context, l datadir.Layout, s services.Service, port int) 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if s.HealthPath == "" {
 		d := tls.Dialer{Config: tlsCfg}
 		conn, err := d.DialContext(ctx, "tcp", addr)

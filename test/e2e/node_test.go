@@ -26,10 +26,20 @@ var defaultPorts = map[string]int{
 	"kube-apiserver":          16443,
 	"kube-controller-manager": 10257,
 	"kube-scheduler":          10259,
+	"containerd-metrics":      1338,
+	"containerd-stream":       10010,
+	"kubelet":                 10250,
+	"kubelet-readonly":        10255,
+	"kubelet-healthz":         10248,
+	"kube-proxy-metrics":      10249,
+	"kube-proxy-healthz":      10256,
 }
 
 // loopbackOnly are the services bound to 127.0.0.1; the rest bind 0.0.0.0.
-var loopbackOnly = map[string]bool{"etcd-peer": true}
+var loopbackOnly = map[string]bool{
+	"etcd-peer": true, "containerd-metrics": true, "containerd-stream": true,
+	"kubelet-healthz": true, "kube-proxy-metrics": true, "kube-proxy-healthz": true,
+}
 
 // removedPorts must never listen.
 var removedPorts = []int{10251, 10252}
@@ -221,19 +231,46 @@ func (n *node) tlsConfig(ca, client string) *tls.Config {
 	return cfg
 }
 
-// listeners returns "ip:port" of every TCP socket the process listens on,
-// read from /proc so the audit sees exactly what the kernel sees.
+// descendants returns pid and every process below it (containerd, shims).
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state, ppid, ...
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) > 1 {
+			ppid, _ := strconv.Atoi(f[1])
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// listeners returns "ip:port" of every TCP socket the process and its
+// descendants listen on, read from /proc so the audit sees what the kernel sees.
 func listeners(t *testing.T, pid int) map[string]bool {
 	t.Helper()
 	inodes := map[string]bool{}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fd := range fds {
-		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.HasPrefix(target, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+	for _, p := range descendants(pid) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
+		for _, fd := range fds {
+			target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p, fd.Name()))
+			if err == nil && strings.HasPrefix(target, "socket:[") {
+				inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+			}
 		}
 	}
 	out := map[string]bool{}

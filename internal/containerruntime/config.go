@@ -1,0 +1,129 @@
+// Package containerruntime supervises containerd, a child process of
+// kubeseed: it renders containerd's config for this host, checks what
+// containerd needs, restarts it if it crashes, imports the built-in images,
+// and on stop ends every container, shim and socket it started.
+package containerruntime
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
+)
+
+// Namespace is where the CRI plugin keeps Kubernetes' images and containers.
+const Namespace = "k8s.io"
+
+// maxSocketPath keeps the socket under the kernel's sun_path limit (108
+// bytes) with room for containerd's ".ttrpc" sibling.
+const maxSocketPath = 100
+
+// Options are the values of args/containerd.
+type Options struct {
+	ConfigTemplate string
+	Address        string
+	Root           string
+	State          string
+	MetricsAddress string
+	StreamAddress  string
+	LogLevel       string
+}
+
+// LoadOptions parses args/containerd.
+func LoadOptions(l datadir.Layout) (Options, error) {
+	var o Options
+	fs := pflag.NewFlagSet(defaults.ContainerdComponent, pflag.ContinueOnError)
+	fs.StringVar(&o.ConfigTemplate, "config-template", "", "containerd config template")
+	fs.StringVar(&o.Address, "address", "", "containerd's gRPC socket")
+	fs.StringVar(&o.Root, "root", "", "containerd's persistent state")
+	fs.StringVar(&o.State, "state", "", "containerd's runtime state")
+	fs.StringVar(&o.MetricsAddress, "metrics-address", "", "loopback host:port for metrics")
+	fs.StringVar(&o.StreamAddress, "stream-address", "", "loopback host:port of the CRI streaming server")
+	fs.StringVar(&o.LogLevel, "log-level", "warn", "containerd log level")
+	path := l.Args(defaults.ContainerdComponent)
+	if err := args.ApplyPFlags(path, l.Vars(), defaults.ContainerdComponent, fs); err != nil {
+		return o, err
+	}
+	for name, v := range map[string]string{"config-template": o.ConfigTemplate, "address": o.Address, "root": o.Root, "state": o.State, "metrics-address": o.MetricsAddress, "stream-address": o.StreamAddress} {
+		if v == "" {
+			return o, fmt.Errorf("%s: --%s is required", path, name)
+		}
+	}
+	return o, nil
+}
+
+// RenderConfig fills the template with paths and host adaptations.
+func RenderConfig(l datadir.Layout, o Options, a hostinfo.Adaptations) ([]byte, error) {
+	tmpl, err := os.ReadFile(o.ConfigTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("read containerd config template: %w", err)
+	}
+	vars := l.Vars()
+	vars["ROOT"], vars["STATE"], vars["ADDRESS"], vars["METRICS_ADDRESS"] = o.Root, o.State, o.Address, o.MetricsAddress
+	host, port, err := net.SplitHostPort(o.StreamAddress)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --stream-address: %w", l.Args(defaults.ContainerdComponent), err)
+	}
+	vars["STREAM_HOST"], vars["STREAM_PORT"] = host, port
+	vars["SYSTEMD_CGROUP"] = strconv.FormatBool(a.Systemd)
+	vars["RESTRICT_OOM_SCORE_ADJ"] = strconv.FormatBool(!a.SysResource)
+	out, err := args.Expand(string(tmpl), vars)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.ConfigTemplate, err)
+	}
+	return []byte(out), nil
+}
+
+// requiredCNIPlugins are the plugins the default pod network uses.
+var requiredCNIPlugins = []string{"bridge", "host-local", "portmap", "loopback"}
+
+// CNIBinDir is where Debian's containernetworking-plugins installs.
+const CNIBinDir = "/usr/lib/cni"
+
+// Preflight checks what containerd needs from the host and the data dir,
+// with a message that says what to install or change.
+func Preflight(o Options) error {
+	if _, err := exec.LookPath("runc"); err != nil {
+		return errors.New("runc is not installed: install it with `apt-get install runc` (or run hack/setup.sh)")
+	}
+	var missing []string
+	for _, p := range requiredCNIPlugins {
+		if _, err := os.Stat(filepath.Join(CNIBinDir, p)); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("CNI plugins %v are missing from %s: install them with `apt-get install containernetworking-plugins` (or run hack/setup.sh)", missing, CNIBinDir)
+	}
+	return checkSocketPath(o.Address)
+}
+
+func checkSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("containerd socket path %s is %d bytes, over the %d-byte limit of unix sockets: use a shorter --data-dir, or set --address in args/containerd", path, len(path), maxSocketPath)
+	}
+	if err := fsutil.EnsureDir(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("containerd socket directory: %w (set --address in args/containerd to a writable place)", err)
+	}
+	st, err := os.Lstat(path)
+	switch {
+	case os.IsNotExist(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("containerd socket %s: %w", path, err)
+	case st.Mode()&os.ModeSocket == 0:
+		return fmt.Errorf("containerd socket path %s exists and is not a socket: move it away, or set --address in args/containerd", path)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+package containerruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"go.opentelemetry.io/otel/trace/noop"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	criclient "k8s.io/cri-client/pkg"
+	"k8s.io/klog/v2"
+
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/embedded"
+	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
+)
+
+// Restart policy for a crashed containerd: pods keep running in their
+// shims meanwhile, so restarting is always worth trying a few times.
+const (
+	maxRestarts   = 5
+	restartWindow = 5 * time.Minute
+)
+
+// Containerd supervises the containerd child process.
+type Containerd struct {
+	layout datadir.Layout
+	adapt  hostinfo.Adaptations
+	exe    string // the kubeseed binary, run as `kubeseed containerd`
+	opts   Options
+	logOut *os.File
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	stopping bool
+	restarts []time.Time
+	waited   chan struct{} // closed when the current process is reaped
+	exited   chan error
+}
+
+// New returns the component; it reads args/containerd at Init.
+func New(l datadir.Layout, adapt hostinfo.Adaptations) *Containerd {
+	return &Containerd{layout: l, adapt: adapt, logOut: os.Stderr, exited: make(chan error, 1)}
+}
+
+func (c *Containerd) Name() string         { return defaults.ContainerdComponent }
+func (c *Containerd) Exited() <-chan error { return c.exited }
+
+// ShimPath is where the runc shim is installed for containerd to find.
+func ShimPath(l datadir.Layout) string { return filepath.Join(l.Root, "bin", embedded.Shim) }
+
+// Init reads args/containerd, checks the host, renders the config and
+// installs the shim.
+func (c *Containerd) Init(ctx context.Context) error {
+	o, err := LoadOptions(c.layout)
+	if err != nil {
+		return err
+	}
+	if err := Preflight(o); err != nil {
+		return err
+	}
+	cfg, err := RenderConfig(c.layout, o, c.adapt)
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(c.layout.Run("containerd.toml"), cfg, 0o600); err != nil {
+		return err
+	}
+	if err := installBinary(ShimPath(c.layout), embedded.Shim); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the kubeseed binary: %w", err)
+	}
+	c.opts, c.exe = o, exe
+	return nil
+}
+
+// installBinary writes an embedded binary to path unless it is already there.
+func installBinary(path, name string) error {
+	data, err := embedded.Binary(name)
+	if err != nil {
+		return err
+	}
+	if cur, err := os.ReadFile(path); err == nil && string(cur) == string(data) {
+		return nil
+	}
+	if err := fsutil.EnsureDir(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, data, 0o755)
+}
+
+// Start launches containerd and watches it.
+func (c *Containerd) Start(ctx context.Context) error {
+	return c.spawn(ctx)
+}
+
+func (c *Containerd) spawn(ctx context.Context) error {
+	cmd := exec.Command(c.exe, "containerd", "--config", c.layout.Run("containerd.toml"), "--log-level", c.opts.LogLevel)
+	// The shim is found on PATH, next to nothing else of ours.
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(ShimPath(c.layout))+":"+os.Getenv("PATH"))
+	cmd.Stdout, cmd.Stderr = c.logOut, c.logOut
+	// Its own process group keeps a terminal's Ctrl-C for us; Pdeathsig
+	// ends it if kubeseed dies without stopping it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	waited := make(chan struct{})
+	c.mu.Lock()
+	c.cmd, c.waited = cmd, waited
+	c.mu.Unlock()
+	go c.watch(ctx, cmd, waited)
+	return nil
+}
+
+// watch restarts containerd when it exits on its own.
+func (c *Containerd) watch(ctx context.Context, cmd *exec.Cmd, waited chan struct{}) {
+	err := cmd.Wait()
+	close(waited)
+	c.mu.Lock()
+	stopping := c.stopping
+	now := time.Now()
+	var recent []time.Time
+	for _, t := range c.restarts {
+		if now.Sub(t) < restartWindow {
+			recent = append(recent, t)
+		}
+	}
+	c.restarts = append(recent, now)
+	tooMany := len(c.restarts) > maxRestarts
+	c.mu.Unlock()
+	if stopping {
+		return
+	}
+	log := klog.FromContext(ctx)
+	if tooMany {
+		c.exited <- fmt.Errorf("containerd exited (%v) %d times in %s; giving up", err, len(c.restarts), restartWindow)
+		return
+	}
+	log.Info("containerd exited unexpectedly; restarting it (pods keep running in their shims)", "err", err, "restart", len(c.restarts))
+	time.Sleep(time.Duration(len(c.restarts)) * time.Second)
+	if err := c.spawn(ctx); err != nil {
+		c.exited <- err
+	}
+}
+
+// Ready waits for containerd's API, then imports the built-in images.
+func (c *Containerd) Ready(ctx context.Context) error {
+	client, err := Connect(ctx, c.opts.Address)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return ImportBuiltins(ctx, client)
+}
+
+// Connect waits for containerd's socket to serve and returns a client in
+// the Kubernetes namespace.
+func Connect(ctx context.Context, address string) (*containerd.Client, error) {
+	var last error
+	for {
+		client, err := containerd.New(address, containerd.WithDefaultNamespace(Namespace), containerd.WithTimeout(2*time.Second))
+		if err == nil {
+			if _, err = client.Version(ctx); err == nil {
+				return client, nil
+			}
+			client.Close()
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("containerd at %s: %w (last: %v)", address, ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop ends every pod sandbox through the CRI (which also tears down their
+// networks and mounts), then containerd, then any shim left behind.
+func (c *Containerd) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	c.stopping = true
+	cmd, waited := c.cmd, c.waited
+	c.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	log := klog.FromContext(ctx)
+	podCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := removeSandboxes(podCtx, c.opts.Address); err != nil {
+		log.Error(err, "could not remove every pod sandbox; continuing")
+	}
+	cancel()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-waited
+	}
+	if n := killShims(ShimPath(c.layout)); n > 0 {
+		log.Info("killed leftover shims", "count", n)
+	}
+	for _, p := range []string{c.opts.Address, c.opts.Address + ".ttrpc"} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func removeSandboxes(ctx context.Context, address string) error {
+	rs, err := criclient.NewRemoteRuntimeService(ctx, "unix://"+address, 10*time.Second, noop.NewTracerProvider(), false)
+	if err != nil {
+		return err
+	}
+	pods, err := rs.ListPodSandbox(ctx, &criapi.PodSandboxFilter{})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range pods {
+		if err := rs.StopPodSandbox(ctx, p.Id); err != nil {
+			errs = append(errs, fmt.Errorf("stop sandbox %s: %w", p.Id, err))
+			continue
+		}
+		if err := rs.RemovePodSandbox(ctx, p.Id); err != nil {
+			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", p.Id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killShims kills processes running our shim binary and returns how many.
+func killShims(shim string) int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
+		if err != nil || strings.TrimSuffix(exe, " (deleted)") != shim {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}

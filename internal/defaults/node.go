@@ -1,0 +1,197 @@
+package defaults
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/services"
+)
+
+// Node component args files.
+const (
+	KubeletComponent    = "kubelet"
+	KubeProxyComponent  = "kube-proxy"
+	ContainerdComponent = "containerd"
+	// KubeletConfigFile is the KubeletConfiguration under args/.
+	KubeletConfigFile = "kubelet.yaml"
+	// ContainerdConfigTemplate is rendered to run/containerd.toml at every
+	// start, with the host adaptations filled in.
+	ContainerdConfigTemplate = "containerd-template.toml"
+	// CNIConfDir holds the pod network's CNI config, under args/.
+	CNIConfDir = "cni-network"
+	// ClusterDNS is the kube-dns Service IP, the 10th of ServiceCIDR.
+	ClusterDNS    = "10.152.183.10"
+	ClusterDomain = "cluster.local"
+	// PauseImage names the built-in sandbox image; it is imported at start,
+	// never pulled.
+	PauseImage = "registry.k8s.io/pause:3.10"
+)
+
+func hostPort(name string, offset int) string {
+	s := services.MustLookup(name)
+	return s.Bind.Address() + ":" + strconv.Itoa(s.Port+offset)
+}
+
+// KubeletArgs renders args/kubelet: node-level flags; everything else is
+// in args/kubelet.yaml, as upstream deprecates config flags.
+func KubeletArgs(l datadir.Layout, nodeName string) *args.File {
+	return newArgs(l, KubeletComponent, "Flags for the kubelet (upstream names); its configuration is in kubelet.yaml.", [][2]string{
+		{"config", "${DATA_DIR}/args/" + KubeletConfigFile},
+		{"kubeconfig", "${DATA_DIR}/credentials/kubelet.config"},
+		{"hostname-override", nodeName},
+		{"root-dir", "${DATA_DIR}/var/kubelet"},
+		{"cert-dir", "${DATA_DIR}/var/kubelet/pki"},
+	})
+}
+
+// KubeletConfig renders args/kubelet.yaml.
+func KubeletConfig(portOffset int) []byte {
+	kubelet := services.MustLookup("kubelet")
+	return []byte(fmt.Sprintf(`# KubeletConfiguration for the in-process kubelet. ${DATA_DIR} is the data dir.
+# cgroupDriver and failCgroupV1 are adapted to the host at every start.
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: %s
+port: %d
+readOnlyPort: %d
+healthzBindAddress: %s
+healthzPort: %d
+tlsCertFile: ${DATA_DIR}/certs/kubelet-serving.crt
+tlsPrivateKeyFile: ${DATA_DIR}/certs/kubelet-serving.key
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: ${DATA_DIR}/certs/ca.crt
+authorization:
+  mode: Webhook
+containerRuntimeEndpoint: unix://${DATA_DIR}/run/containerd.sock
+cgroupRoot: /kubeseed
+clusterDNS:
+- %s
+clusterDomain: %s
+failSwapOn: false
+serializeImagePulls: false
+rotateCertificates: false
+serverTLSBootstrap: false
+`, kubelet.Bind.Address(), kubelet.Port+portOffset,
+		services.MustLookup("kubelet-readonly").Port+portOffset,
+		services.MustLookup("kubelet-healthz").Bind.Address(), services.MustLookup("kubelet-healthz").Port+portOffset,
+		ClusterDNS, ClusterDomain))
+}
+
+// KubeProxyArgs renders args/kube-proxy.
+func KubeProxyArgs(l datadir.Layout, nodeName string, portOffset int) *args.File {
+	return newArgs(l, KubeProxyComponent, "Flags for kube-proxy (upstream names).", [][2]string{
+		{"kubeconfig", "${DATA_DIR}/credentials/proxy.config"},
+		{"hostname-override", nodeName},
+		{"proxy-mode", "iptables"},
+		{"cluster-cidr", ClusterCIDR},
+		{"metrics-bind-address", hostPort("kube-proxy-metrics", portOffset)},
+		{"healthz-bind-address", hostPort("kube-proxy-healthz", portOffset)},
+	})
+}
+
+// ContainerdArgs renders args/containerd: how kubeseed runs containerd.
+func ContainerdArgs(l datadir.Layout, portOffset int) *args.File {
+	return newArgs(l, ContainerdComponent, "How kubeseed runs containerd; its configuration is rendered from containerd-template.toml.", [][2]string{
+		{"config-template", "${DATA_DIR}/args/" + ContainerdConfigTemplate},
+		{"address", "${DATA_DIR}/run/containerd.sock"},
+		{"root", "${DATA_DIR}/var/containerd"},
+		{"state", "${DATA_DIR}/run/containerd"},
+		{"metrics-address", hostPort("containerd-metrics", portOffset)},
+		{"stream-address", hostPort("containerd-stream", portOffset)},
+		{"log-level", "warn"},
+	})
+}
+
+// CNIConfig is the single-node pod network: a bridge with host-local IPAM
+// (its allocations kept in the data dir) and portmap for hostPort.
+func CNIConfig(l datadir.Layout) []byte {
+	return []byte(fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": "kubeseed",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni-kubeseed0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "%s",
+        "ranges": [[{"subnet": "%s"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
+`, filepath.Join(l.VarDir(), "cni", "networks"), ClusterCIDR))
+}
+
+// ContainerdConfig renders args/containerd-template.toml. kubeseed fills
+// in the ${...} references at every start: paths from args/containerd and
+// the host adaptations (${SYSTEMD_CGROUP}, ${RESTRICT_OOM_SCORE_ADJ}).
+func ContainerdConfig() []byte {
+	return []byte(`# containerd configuration template. kubeseed renders it to run/containerd.toml at
+# every start. ${DATA_DIR} is the data dir; ${ROOT}, ${STATE}, ${ADDRESS} and
+# ${METRICS_ADDRESS}, ${STREAM_HOST} and ${STREAM_PORT} come from args/containerd; ${SYSTEMD_CGROUP} and
+# ${RESTRICT_OOM_SCORE_ADJ} are adapted to the host (see kubeseed status).
+version = 4
+root = "${ROOT}"
+state = "${STATE}"
+
+[plugins]
+  [plugins."io.containerd.server.v1.grpc"]
+    address = "${ADDRESS}"
+  [plugins."io.containerd.server.v1.ttrpc"]
+    address = "${ADDRESS}.ttrpc"
+  [plugins."io.containerd.server.v1.metrics"]
+    address = "${METRICS_ADDRESS}"
+
+  [plugins."io.containerd.cri.v1.images"]
+    snapshotter = "overlayfs"
+    [plugins."io.containerd.cri.v1.images".pinned_images]
+      sandbox = "` + PauseImage + `"
+
+  [plugins."io.containerd.cri.v1.runtime"]
+    restrict_oom_score_adj = ${RESTRICT_OOM_SCORE_ADJ}
+    netns_mounts_under_state_dir = true
+    cdi_spec_dirs = ["${STATE}/cdi"]
+    [plugins."io.containerd.cri.v1.runtime".containerd]
+      default_runtime_name = "runc"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+          SystemdCgroup = ${SYSTEMD_CGROUP}
+          Root = "${STATE}/runc"
+    [plugins."io.containerd.cri.v1.runtime".cni]
+      bin_dirs = ["/usr/lib/cni"]
+      conf_dir = "${DATA_DIR}/args/` + CNIConfDir + `"
+
+  [plugins."io.containerd.grpc.v1.cri"]
+    # Streaming (exec, attach, port-forward) is proxied by the kubelet.
+    stream_server_address = "${STREAM_HOST}"
+    stream_server_port = "${STREAM_PORT}"
+
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "${ROOT}/opt"
+
+  [plugins."io.containerd.image-verifier.v1.bindir"]
+    bin_dir = "${ROOT}/opt/image-verifier/bin"
+
+  [plugins."io.containerd.nri.v1.nri"]
+    disable = true
+    socket_path = "${STATE}/nri/nri.sock"
+
+  [plugins."io.containerd.shim.v1.manager"]
+    socket_dir = "${STATE}/s"
+`)
+}

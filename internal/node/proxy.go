@@ -1,0 +1,104 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/klog/v2"
+	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/services"
+)
+
+// KubeProxy runs kube-proxy in-process.
+type KubeProxy struct {
+	layout datadir.Layout
+	opts   *proxyapp.Options
+	health string
+	cancel context.CancelFunc
+	done   chan struct{}
+	exited chan error
+}
+
+// NewKubeProxy returns the component; it reads args/kube-proxy at Init.
+func NewKubeProxy(l datadir.Layout) *KubeProxy {
+	return &KubeProxy{layout: l, done: make(chan struct{}), exited: make(chan error, 1)}
+}
+
+func (p *KubeProxy) Name() string         { return defaults.KubeProxyComponent }
+func (p *KubeProxy) Exited() <-chan error { return p.exited }
+
+// Init parses and validates args/kube-proxy.
+func (p *KubeProxy) Init(ctx context.Context) error {
+	o := proxyapp.NewOptions()
+	fs := pflag.NewFlagSet(defaults.KubeProxyComponent, pflag.ContinueOnError)
+	fs.SetNormalizeFunc(cliflag.WordSepNormalizeFunc)
+	o.AddFlags(fs)
+	path := p.layout.Args(defaults.KubeProxyComponent)
+	if err := args.ApplyPFlags(path, p.layout.Vars(), defaults.KubeProxyComponent, fs); err != nil {
+		return err
+	}
+	if err := o.Complete(fs); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	f, err := args.Load(path)
+	if err != nil {
+		return err
+	}
+	addr, ok := f.Get(services.MustLookup("kube-proxy-healthz").Flag)
+	if !ok {
+		return fmt.Errorf("%s: --healthz-bind-address is not set", path)
+	}
+	p.opts, p.health = o, "http://"+addr+"/healthz"
+	return nil
+}
+
+// Start runs kube-proxy until Stop.
+func (p *KubeProxy) Start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	go func() {
+		defer close(p.done)
+		err := p.opts.Run(runCtx)
+		if runCtx.Err() == nil {
+			if err == nil {
+				err = errors.New("returned unexpectedly")
+			}
+			p.exited <- err
+		}
+	}()
+	return nil
+}
+
+// Ready waits for kube-proxy's healthz, which answers once its rules are
+// synced.
+func (p *KubeProxy) Ready(ctx context.Context) error {
+	return health.Wait(ctx, p.health, nil)
+}
+
+// Stop cancels kube-proxy. Its iptables rules stay until `kubeseed reset`,
+// so Services keep working for pods across a restart.
+func (p *KubeProxy) Stop(ctx context.Context) error {
+	if p.cancel == nil {
+		return nil
+	}
+	p.cancel()
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Second):
+		klog.FromContext(ctx).Info("kube-proxy still stopping; continuing shutdown")
+	case <-ctx.Done():
+	}
+	return nil
+}
