@@ -15,10 +15,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
+	"github.com/kubeseed/kubeseed/internal/certrenew"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/datastore"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
 	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
@@ -30,6 +33,10 @@ type Options struct {
 	Progress func(msg string)
 	// Ready is called once every component is ready.
 	Ready func()
+	// Renewal configures the automatic certificate renewal.
+	Renewal certrenew.Options
+	// AfterOp is the certificate transactions' fault-injection hook.
+	AfterOp func() error
 }
 
 // Run starts the node and blocks until ctx ends or a component fails.
@@ -50,7 +57,10 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	}
 	defer unlock()
 
-	res, err := bootstrap.Prepare(ctx, l, o.Bootstrap)
+	if err := o.Renewal.Validate(); err != nil {
+		return err
+	}
+	res, err := prepare(ctx, l, o, progress)
 	if err != nil {
 		return err
 	}
@@ -67,11 +77,37 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 		controlplane.NewAPIServer(l),
 		controlplane.NewControllerManager(l),
 		controlplane.NewScheduler(l),
+		certrenew.New(pki.Manager{
+			Layout:  l,
+			Vars:    bootstrap.TemplateVars(),
+			Now:     o.Bootstrap.Now,
+			HostIPs: hostinfo.HostIPs,
+			AfterOp: o.AfterOp,
+		}, o.Renewal),
 	)
 	sup.Progress = progress
 	err = sup.Run(ctx, o.Ready)
 	klog.Flush()
 	return err
+}
+
+// prepare finishes or discards a certificate refresh a crash interrupted,
+// then bootstraps, holding the certificate lock so a concurrent
+// `kubeseed refresh-certs` waits.
+func prepare(ctx context.Context, l datadir.Layout, o Options, progress func(string)) (*bootstrap.Result, error) {
+	unlock, err := fsutil.Lock(ctx, l.CertsLock())
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	what, err := fsutil.Txn{Root: l.Root, AfterOp: o.AfterOp}.Recover()
+	if err != nil {
+		return nil, err
+	}
+	if what != "" {
+		progress("an interrupted certificate refresh was " + what)
+	}
+	return bootstrap.Prepare(ctx, l, o.Bootstrap)
 }
 
 // CheckPorts fails, naming the port and its service, if any served port is
