@@ -821,3 +821,52 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRefreshEveryCA refreshes each CA of the table: exactly the leaves it
+// signs are re-signed, with their keys kept.
+func TestRefreshEveryCA(t *testing.T) {
+	for _, ca := range pki.Table {
+		if !ca.IsCA() {
+			continue
+		}
+		t.Run(ca.Name, func(t *testing.T) {
+			f := newFixture(t)
+			before := f.snapshot(t, f.l.CertsDir())
+			res, err := f.m.RefreshCert(context.Background(), ca.Name+".crt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, s := range pki.Table {
+				if s.Name == ca.Name || s.CA == ca.Name {
+					want = append(want, s.Name)
+				}
+			}
+			if !slices.Equal(res.Issued, want) {
+				t.Errorf("issued %v, want %v", res.Issued, want)
+			}
+			after := f.snapshot(t, f.l.CertsDir())
+			for _, s := range pki.Table {
+				crtSame := after[f.l.Cert(s.Name)] == before[f.l.Cert(s.Name)]
+				keySame := after[f.l.Key(s.Name)] == before[f.l.Key(s.Name)]
+				switch {
+				case s.Name == ca.Name:
+					if crtSame || keySame {
+						t.Errorf("%s: new CA needs a new certificate and key", s.Name)
+					}
+				case s.CA == ca.Name:
+					if crtSame || !keySame {
+						t.Errorf("%s: re-signing changes the certificate and keeps the key", s.Name)
+					}
+					if err := verifies(f.cert(t, s.Name), f.cert(t, ca.Name), x509.ExtKeyUsageAny, f.now); err != nil {
+						t.Errorf("%s: %v", s.Name, err)
+					}
+				default:
+					if !crtSame || !keySame {
+						t.Errorf("%s changed, but %s does not sign it", s.Name, ca.Name)
+					}
+				}
+			}
+		})
+	}
+}
