@@ -79,8 +79,8 @@ func run(bin string, runs, offset int, out string) error {
 			"running node, no restart; the command itself waits until the new certificate is served"},
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs)
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs; 1-minute load average %s at the end of the run.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs, loadAvg())
 	b.WriteString("| Measurement | Median | Notes |\n|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", r[0], r[1], r[2])
@@ -251,3 +251,13 @@ func median(s []sample, key func(sample) float64) float64 {
 
 func ms(ns float64) string  { return fmt.Sprintf("%.2f s", ns/1e9) }
 func mib(kb float64) string { return fmt.Sprintf("%.0f MiB", kb/1024) }
+
+// loadAvg is the 1-minute load average, since other work on a shared
+// machine skews the figures.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
+}
