@@ -37,6 +37,20 @@ const (
 	DefaultIPPollInterval = 5 * time.Second
 )
 
+// WithDefaults fills the options left zero.
+func (o Options) WithDefaults() Options {
+	if o.RenewBefore == 0 {
+		o.RenewBefore = pki.DefaultRenewBefore
+	}
+	if o.CheckInterval == 0 {
+		o.CheckInterval = DefaultCheckInterval
+	}
+	if o.IPPollInterval == 0 {
+		o.IPPollInterval = DefaultIPPollInterval
+	}
+	return o
+}
+
 // Validate names the bad option.
 func (o Options) Validate() error {
 	switch {

@@ -53,9 +53,12 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{"ok", func(*Options) {}, ""},
-		{"zero days", func(o *Options) { o.RenewBefore = 0 }, "--cert-renew-days"},
+		{"negative days", func(o *Options) { o.RenewBefore = -time.Hour }, "--cert-renew-days"},
 		{"fast check", func(o *Options) { o.CheckInterval = time.Millisecond }, "--cert-check-interval"},
 		{"fast poll", func(o *Options) { o.IPPollInterval = time.Millisecond }, "--host-ip-poll-interval"},
+	}
+	if got := (Options{}).WithDefaults(); got != good {
+		t.Errorf("defaults %+v, want %+v", got, good)
 	}
 	for _, c := range cases {
 		o := good

@@ -57,6 +57,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	}
 	defer unlock()
 
+	o.Renewal = o.Renewal.WithDefaults()
 	if err := o.Renewal.Validate(); err != nil {
 		return err
 	}
