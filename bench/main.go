@@ -65,15 +65,22 @@ func run(bin string, runs, offset int, out string) error {
 		warm = append(warm, s)
 		fmt.Fprintf(os.Stderr, "run %d/%d: cold %s, warm %s\n", i+1, runs, cold[i].ready.Round(time.Millisecond), warm[i].ready.Round(time.Millisecond))
 	}
+	refresh, err := measureRefresh(bin, offset, runs)
+	if err != nil {
+		return fmt.Errorf("refresh-certs: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "refresh-certs --cert server.crt until served: %v\n", refresh)
 	rows := [][3]string{
 		{"`kubeseed start`, empty data dir → apiserver `/readyz` OK", ms(median(cold, func(s sample) float64 { return float64(s.ready) })), "includes bootstrap: 17 keys and certificates, 5 kubeconfigs"},
 		{"`kubeseed start`, warm data dir → apiserver `/readyz` OK", ms(median(warm, func(s sample) float64 { return float64(s.ready) })), ""},
 		{"RSS once ready, empty data dir (whole process)", mib(median(cold, func(s sample) float64 { return float64(s.rssKB) })), "etcd + apiserver + controller-manager + scheduler"},
 		{"RSS once ready, warm data dir (whole process)", mib(median(warm, func(s sample) float64 { return float64(s.rssKB) })), ""},
+		{"`kubeseed refresh-certs --cert server.crt` → new certificate served on the apiserver port", ms(median(refresh, func(s sample) float64 { return float64(s.ready) })),
+			"running node, no restart; the command itself waits until the new certificate is served"},
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs)
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs; 1-minute load average %s at the end of the run.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs, loadAvg())
 	b.WriteString("| Measurement | Median | Notes |\n|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", r[0], r[1], r[2])
@@ -131,6 +138,78 @@ func measure(bin, dir string, offset int) (sample, error) {
 	return s, nil
 }
 
+// measureRefresh starts a node and times `refresh-certs --cert server.crt`
+// from the command's start until a TLS client sees the new certificate.
+func measureRefresh(bin string, offset, runs int) ([]sample, error) {
+	dir, err := os.MkdirTemp("", "kubeseed-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, "data")
+	logf, err := os.Create(filepath.Join(os.TempDir(), "kubeseed-bench-refresh.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	env := append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
+	cmd := exec.Command(bin, "start")
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	wait := exec.Command(bin, "status", "--wait-ready", "--timeout", "3m")
+	wait.Env = env
+	if out, err := wait.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("node not ready: %v\n%s", err, out)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", apiPort+offset)
+	var out []sample
+	for i := 0; i < runs; i++ {
+		before, err := servedSerial(filepath.Join(data, "certs", "ca.crt"), addr)
+		if err != nil {
+			return nil, err
+		}
+		begin := time.Now()
+		refresh := exec.Command(bin, "refresh-certs", "--cert", "server.crt")
+		refresh.Env = env
+		if msg, err := refresh.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%v\n%s", err, msg)
+		}
+		for {
+			s, err := servedSerial(filepath.Join(data, "certs", "ca.crt"), addr)
+			if err == nil && s != before {
+				break
+			}
+			if time.Since(begin) > time.Minute {
+				return nil, fmt.Errorf("new certificate not served after a minute")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		out = append(out, sample{ready: time.Since(begin)})
+	}
+	return out, nil
+}
+
+func servedSerial(caFile, addr string) (string, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return "", err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
 func ready(caFile, url string) bool {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -172,3 +251,13 @@ func median(s []sample, key func(sample) float64) float64 {
 
 func ms(ns float64) string  { return fmt.Sprintf("%.2f s", ns/1e9) }
 func mib(kb float64) string { return fmt.Sprintf("%.0f MiB", kb/1024) }
+
+// loadAvg is the 1-minute load average, since other work on a shared
+// machine skews the figures.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
+}

@@ -70,6 +70,7 @@ func newRootCommand() *cobra.Command {
 		newKubectlCommand(g),
 		newStopCommand(g),
 		newResetCommand(g),
+		newRefreshCertsCommand(g),
 		newVersionCommand(),
 		newPortsCommand(),
 		newContainerdCommand(),

@@ -63,7 +63,11 @@ func collect(ctx context.Context, l datadir.Layout) (*status.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return status.Collect(ctx, l, pid, time.Now())
+	now, err := testClock()
+	if err != nil {
+		return nil, err
+	}
+	return status.Collect(ctx, l, pid, now)
 }
 
 func waitUntilReady(ctx context.Context, l datadir.Layout, timeout time.Duration, progress io.Writer) (*status.Report, error) {
@@ -135,4 +139,8 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Name, c.NotAfter.Format("2006-01-02"), c.DaysLeft)
 	}
 	tw.Flush()
+	if r.Renewal != nil {
+		now, _ := testClock()
+		fmt.Fprintf(w, "\n%s\n", r.Renewal.Describe(now))
+	}
 }

@@ -218,16 +218,28 @@ func ensureKubeconfigs(res *Result, l datadir.Layout, pairs map[string]*pki.KeyP
 			continue
 		}
 		kp := pairs[spec.Name]
-		keyPEM, err := pki.EncodeKey(kp.Key)
-		if err != nil {
-			return err
-		}
 		kc := credentials.Kubeconfig{
-			Server:  "https://127.0.0.1:" + strconv.Itoa(port),
-			CAPEM:   caPEM,
-			CertPEM: pki.EncodeCert(kp.Cert),
-			KeyPEM:  keyPEM,
-			User:    kp.Cert.Subject.CommonName,
+			Server: "https://127.0.0.1:" + strconv.Itoa(port),
+			User:   kp.Cert.Subject.CommonName,
+		}
+		if spec.EmbedInKubeconfig {
+			keyPEM, err := pki.EncodeKey(kp.Key)
+			if err != nil {
+				return err
+			}
+			kc.CAPEM, kc.CertPEM, kc.KeyPEM = caPEM, pki.EncodeCert(kp.Cert), keyPEM
+		} else {
+			// Relative to credentials/, so a copied data dir stays whole.
+			kc.CAFile, err = relTo(l.CredentialsDir(), l.Cert(spec.CA))
+			if err == nil {
+				kc.CertFile, err = relTo(l.CredentialsDir(), l.Cert(spec.Name))
+			}
+			if err == nil {
+				kc.KeyFile, err = relTo(l.CredentialsDir(), l.Key(spec.Name))
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if err := kc.Write(path); err != nil {
 			return fmt.Errorf("kubeconfig %s: %w", path, err)
@@ -235,4 +247,12 @@ func ensureKubeconfigs(res *Result, l datadir.Layout, pairs map[string]*pki.KeyP
 		res.Created = append(res.Created, path)
 	}
 	return nil
+}
+
+func relTo(base, target string) (string, error) {
+	r, err := filepath.Rel(base, target)
+	if err != nil {
+		return "", fmt.Errorf("path of %s relative to %s: %w", target, base, err)
+	}
+	return r, nil
 }

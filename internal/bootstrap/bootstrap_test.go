@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
 func testOptions() Options {
@@ -164,5 +165,36 @@ func assertSame(t *testing.T, before, after map[string]string) {
 		if after[p] != h {
 			t.Errorf("%s changed", p)
 		}
+	}
+}
+
+// Component kubeconfigs reference the files under certs/ (so client-go
+// reloads renewed certificates); client.config embeds everything because
+// users copy it.
+func TestKubeconfigsReferenceOrEmbed(t *testing.T) {
+	l := prepared(t)
+	for _, spec := range pki.Table {
+		if spec.Kubeconfig == "" {
+			continue
+		}
+		t.Run(spec.Kubeconfig, func(t *testing.T) {
+			cfg, err := clientcmd.BuildConfigFromFlags("", l.Credential(spec.Kubeconfig))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tls := cfg.TLSClientConfig
+			if spec.EmbedInKubeconfig {
+				if tls.CertFile != "" || len(tls.CertData) == 0 || len(tls.KeyData) == 0 || len(tls.CAData) == 0 {
+					t.Errorf("want inline data, got files %q %q %q", tls.CAFile, tls.CertFile, tls.KeyFile)
+				}
+				return
+			}
+			if tls.CertFile != l.Cert(spec.Name) || tls.KeyFile != l.Key(spec.Name) || tls.CAFile != l.Cert(spec.CA) {
+				t.Errorf("files %q %q %q, want %q %q %q", tls.CAFile, tls.CertFile, tls.KeyFile, l.Cert(spec.CA), l.Cert(spec.Name), l.Key(spec.Name))
+			}
+			if len(tls.CertData) != 0 || len(tls.KeyData) != 0 {
+				t.Error("inline certificate data would stop client-go from reloading the files")
+			}
+		})
 	}
 }

@@ -17,20 +17,27 @@ import (
 // ClusterName names the cluster, user and context in our kubeconfigs.
 const ClusterName = "kubeseed"
 
-// Kubeconfig is what a client needs to reach the apiserver as one identity.
+// Kubeconfig is what a client needs to reach the apiserver as one identity:
+// either inline PEM data, or paths to files (relative paths are relative to
+// the kubeconfig's directory). client-go re-reads referenced client
+// certificates, so renewing those files needs no restart.
 type Kubeconfig struct {
-	Server  string // https://host:port
-	CAPEM   []byte
-	CertPEM []byte
-	KeyPEM  []byte
-	User    string
+	Server   string // https://host:port
+	CAPEM    []byte
+	CertPEM  []byte
+	KeyPEM   []byte
+	CAFile   string
+	CertFile string
+	KeyFile  string
+	User     string
 }
 
 // Bytes renders the kubeconfig with clientcmd.
 func (k Kubeconfig) Bytes() ([]byte, error) {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[ClusterName] = &clientcmdapi.Cluster{Server: k.Server, CertificateAuthorityData: k.CAPEM}
-	cfg.AuthInfos[k.User] = &clientcmdapi.AuthInfo{ClientCertificateData: k.CertPEM, ClientKeyData: k.KeyPEM}
+	cfg.Clusters[ClusterName] = &clientcmdapi.Cluster{Server: k.Server, CertificateAuthorityData: k.CAPEM, CertificateAuthority: k.CAFile}
+	cfg.AuthInfos[k.User] = &clientcmdapi.AuthInfo{ClientCertificateData: k.CertPEM, ClientKeyData: k.KeyPEM,
+		ClientCertificate: k.CertFile, ClientKey: k.KeyFile}
 	cfg.Contexts[ClusterName] = &clientcmdapi.Context{Cluster: ClusterName, AuthInfo: k.User}
 	cfg.CurrentContext = ClusterName
 	return clientcmd.Write(*cfg)

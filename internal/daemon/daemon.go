@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
+	"github.com/kubeseed/kubeseed/internal/certrenew"
 	"github.com/kubeseed/kubeseed/internal/containerruntime"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -22,6 +23,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/node"
+	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
 	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
@@ -33,6 +35,10 @@ type Options struct {
 	Progress func(msg string)
 	// Ready is called once every component is ready.
 	Ready func()
+	// Renewal configures the automatic certificate renewal.
+	Renewal certrenew.Options
+	// AfterOp is the certificate transactions' fault-injection hook.
+	AfterOp func() error
 }
 
 // Run starts the node and blocks until ctx ends or a component fails.
@@ -53,7 +59,11 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	}
 	defer unlock()
 
-	res, err := bootstrap.Prepare(ctx, l, o.Bootstrap)
+	o.Renewal = o.Renewal.WithDefaults()
+	if err := o.Renewal.Validate(); err != nil {
+		return err
+	}
+	res, err := prepare(ctx, l, o, progress)
 	if err != nil {
 		return err
 	}
@@ -83,11 +93,37 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 		controlplane.NewScheduler(l),
 		node.NewKubelet(l, adapt),
 		node.NewKubeProxy(l),
+		certrenew.New(pki.Manager{
+			Layout:  l,
+			Vars:    bootstrap.TemplateVars(),
+			Now:     o.Bootstrap.Now,
+			HostIPs: hostinfo.HostIPs,
+			AfterOp: o.AfterOp,
+		}, o.Renewal),
 	)
 	sup.Progress = progress
 	err = sup.Run(ctx, o.Ready)
 	klog.Flush()
 	return err
+}
+
+// prepare finishes or discards a certificate refresh a crash interrupted,
+// then bootstraps, holding the certificate lock so a concurrent
+// `kubeseed refresh-certs` waits.
+func prepare(ctx context.Context, l datadir.Layout, o Options, progress func(string)) (*bootstrap.Result, error) {
+	unlock, err := fsutil.Lock(ctx, l.CertsLock())
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	what, err := fsutil.Txn{Root: l.Root, AfterOp: o.AfterOp}.Recover()
+	if err != nil {
+		return nil, err
+	}
+	if what != "" {
+		progress("an interrupted certificate refresh was " + what)
+	}
+	return bootstrap.Prepare(ctx, l, o.Bootstrap)
 }
 
 // CheckPorts fails, naming the port and its service, if any served port is

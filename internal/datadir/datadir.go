@@ -47,6 +47,17 @@ func (l Layout) EtcdDataDir() string           { return filepath.Join(l.VarDir()
 func (l Layout) Run(file string) string        { return filepath.Join(l.RunDir(), file) }
 func (l Layout) PIDFile() string               { return filepath.Join(l.RunDir(), "kubeseed.pid") }
 func (l Layout) KubectlCacheDir() string       { return filepath.Join(l.RunDir(), "kubectl-cache") }
+
+// CertsBackupDir holds one directory per certificate refresh, with the
+// files it replaced.
+func (l Layout) CertsBackupDir() string { return filepath.Join(l.Root, "certs-backup") }
+
+// CertsLock serialises certificate refreshes (CLI and running node).
+func (l Layout) CertsLock() string { return filepath.Join(l.RunDir(), "certs.lock") }
+
+// CertRenewalState is where a running node records its renewal schedule.
+func (l Layout) CertRenewalState() string { return filepath.Join(l.RunDir(), "cert-renewal.json") }
+
 func (l Layout) FlexVolumeDir() string {
 	return filepath.Join(l.VarDir(), "kubelet-plugins", "volume", "exec")
 }

@@ -67,6 +67,10 @@ func (s Spec) AltNames(in Inputs) (AltNames, error) {
 		if in.Template.HasPlaceholder {
 			an.IPs = append(an.IPs, in.HostIPs...)
 		}
+		// Always: the kubeconfigs kubeseed writes use 127.0.0.1, and the
+		// template's DNS.<n> numbering stays MicroK8s's (DNS.6 is free).
+		an.DNS = append(an.DNS, "localhost")
+		an.IPs = append(an.IPs, net.IPv4(127, 0, 0, 1))
 	case HostSANs:
 		an.DNS = []string{"localhost"}
 		if in.NodeName != "" {
@@ -114,9 +118,9 @@ func IssueWithKey(spec Spec, in Inputs, ca *KeyPair, key crypto.Signer, now time
 	if spec.KeyOnly {
 		return nil, fmt.Errorf("%s is a bare key, not a certificate", spec.Name)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial, err := newSerial()
 	if err != nil {
-		return nil, fmt.Errorf("%s: serial: %w", spec.Name, err)
+		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -161,6 +165,46 @@ func IssueWithKey(spec Spec, in Inputs, ca *KeyPair, key crypto.Signer, now time
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
 	return &KeyPair{Cert: cert, Key: key}, nil
+}
+
+func newSerial() (*big.Int, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("serial: %w", err)
+	}
+	return serial, nil
+}
+
+// Resign issues c again under ca: same subject, usages, SANs, lifetime and
+// public key (no private key is needed), valid from now. It re-signs client
+// certificates kubeseed did not issue itself, such as a user's kubeconfig.
+func Resign(c *x509.Certificate, ca *KeyPair, now time.Time) (*x509.Certificate, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               c.Subject,
+		NotBefore:             now.Add(-clockSkew).UTC(),
+		KeyUsage:              c.KeyUsage,
+		ExtKeyUsage:           c.ExtKeyUsage,
+		UnknownExtKeyUsage:    c.UnknownExtKeyUsage,
+		DNSNames:              c.DNSNames,
+		IPAddresses:           c.IPAddresses,
+		EmailAddresses:        c.EmailAddresses,
+		URIs:                  c.URIs,
+		BasicConstraintsValid: c.BasicConstraintsValid,
+	}
+	tmpl.NotAfter = tmpl.NotBefore.Add(c.NotAfter.Sub(c.NotBefore))
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, c.PublicKey, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("re-sign %q: %w", c.Subject.CommonName, err)
+	}
+	return x509.ParseCertificate(der)
 }
 
 func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {

@@ -40,7 +40,12 @@ type Spec struct {
 	// Kubeconfig, when set, is the credentials/ file that authenticates
 	// with this client certificate.
 	Kubeconfig string
-	Purpose    string
+	// EmbedInKubeconfig puts the CA, certificate and key inline in the
+	// kubeconfig, for a file users copy elsewhere. Otherwise the kubeconfig
+	// references the files under certs/, which client-go re-reads, so a
+	// renewal reaches the running components without a restart.
+	EmbedInKubeconfig bool
+	Purpose           string
 }
 
 // NodeNameToken in a CommonName stands for the node's name.
@@ -84,7 +89,7 @@ var Table = []Spec{
 		Purpose: "kubelet serving certificate (port 10250)"},
 
 	{Name: "admin", CA: "ca", CommonName: "admin", Organization: []string{"system:masters"}, Usages: clientAuth, Lifetime: Year,
-		Kubeconfig: "client.config", Purpose: "cluster admin (kubeseed kubectl)"},
+		Kubeconfig: "client.config", EmbedInKubeconfig: true, Purpose: "cluster admin (kubeseed kubectl)"},
 	{Name: "controller", CA: "ca", CommonName: "system:kube-controller-manager", Usages: clientAuth, Lifetime: Year,
 		Kubeconfig: "controller.config", Purpose: "kube-controller-manager's identity"},
 	{Name: "scheduler", CA: "ca", CommonName: "system:kube-scheduler", Usages: clientAuth, Lifetime: Year,
@@ -93,6 +98,17 @@ var Table = []Spec{
 		Kubeconfig: "kubelet.config", Purpose: "the kubelet's identity"},
 	{Name: "proxy", CA: "ca", CommonName: "system:kube-proxy", Usages: clientAuth, Lifetime: Year,
 		Kubeconfig: "proxy.config", Purpose: "kube-proxy's identity"},
+}
+
+// Signed returns the specs signed by the named CA, in table order.
+func Signed(ca string) []Spec {
+	var out []Spec
+	for _, s := range Table {
+		if s.CA == ca {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Lookup returns the named spec.

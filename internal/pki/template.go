@@ -28,7 +28,9 @@ const altNamesSection = "alt_names"
 const defaultTemplate = `# kubeseed renders server.crt's subjectAltNames from the [ alt_names ] section.
 # Add lines such as "DNS.6 = mydomain.com" or "IP.3 = 203.0.113.7", then run
 #   kubeseed refresh-certs --cert server.crt
-# The #MOREIPS line marks where the host's detected IPs are added.
+# The #MOREIPS line marks where the host's detected IPs are added; a running
+# node re-renders server.crt by itself when those change. localhost and
+# 127.0.0.1 are always included.
 [ req ]
 distinguished_name = dn
 req_extensions = req_ext
@@ -45,7 +47,6 @@ DNS.2 = kubernetes.default
 DNS.3 = kubernetes.default.svc
 DNS.4 = kubernetes.default.svc.cluster
 DNS.5 = kubernetes.default.svc.cluster.local
-DNS.6 = localhost
 IP.1 = 127.0.0.1
 IP.2 = ${SERVICE_IP}
 #MOREIPS

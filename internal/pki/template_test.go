@@ -23,7 +23,6 @@ func TestDefaultTemplate(t *testing.T) {
 		"kubernetes.default.svc",
 		"kubernetes.default.svc.cluster",
 		"kubernetes.default.svc.cluster.local",
-		"localhost",
 	}
 	if !slices.Equal(tmpl.AltNames.DNS, wantDNS) {
 		t.Errorf("DNS = %q, want %q", tmpl.AltNames.DNS, wantDNS)
@@ -43,9 +42,22 @@ func TestDefaultTemplate(t *testing.T) {
 
 func TestDefaultTemplateNeedsServiceIP(t *testing.T) {
 	_, err := ParseTemplate(templatePath, DefaultTemplate(), nil)
-	want := templatePath + ":23: IP.2: unknown variable ${SERVICE_IP}"
+	want := templatePath + ":24: IP.2: unknown variable ${SERVICE_IP}"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %q", err, want)
+	}
+}
+
+// The spec's instruction, appended verbatim to the default template, must
+// parse: MicroK8s's template ends at DNS.5, so DNS.6 is the user's.
+func TestDefaultTemplateTakesTheDocumentedLine(t *testing.T) {
+	data := append(DefaultTemplate(), "DNS.6 = mydomain.com\n"...)
+	tmpl, err := ParseTemplate(templatePath, data, serviceVars)
+	if err != nil {
+		t.Fatalf("ParseTemplate: %v", err)
+	}
+	if !slices.Contains(tmpl.AltNames.DNS, "mydomain.com") {
+		t.Errorf("DNS = %q", tmpl.AltNames.DNS)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/certrenew"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
@@ -41,6 +42,9 @@ type Report struct {
 	Authorization string
 	Services      []Service
 	Certs         []Cert
+	// Renewal is the running node's certificate renewal state (nil when
+	// not running).
+	Renewal *certrenew.State
 }
 
 // Ready reports whether every service is healthy.
@@ -89,6 +93,12 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 			c.DaysLeft = int(cert.NotAfter.Sub(now).Hours() / 24)
 		}
 		r.Certs = append(r.Certs, c)
+	}
+	if pid != 0 {
+		st, err := certrenew.ReadState(l.CertRenewalState())
+		if err == nil && st != nil && st.PID == pid {
+			r.Renewal = st
+		}
 	}
 	return r, nil
 }

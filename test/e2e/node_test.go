@@ -51,6 +51,8 @@ type node struct {
 	cmd    *exec.Cmd
 	log    string
 	waited chan error
+	// env is added to every command's environment (e.g. start options).
+	extraEnv []string
 }
 
 // freeOffset picks a random port offset at which every default port is free.
@@ -90,7 +92,7 @@ func newNode(t *testing.T, offset int) *node {
 func (n *node) port(name string) int { return defaultPorts[name] + n.offset }
 
 func (n *node) env() []string {
-	return append(os.Environ(), "KUBESEED_DATA_DIR="+n.dir, "KUBESEED_PORT_OFFSET="+strconv.Itoa(n.offset))
+	return append(append(os.Environ(), "KUBESEED_DATA_DIR="+n.dir, "KUBESEED_PORT_OFFSET="+strconv.Itoa(n.offset)), n.extraEnv...)
 }
 
 // start launches `kubeseed start` and waits with `status --wait-ready`.
