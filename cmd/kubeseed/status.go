@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,8 +76,15 @@ func waitUntilReady(ctx context.Context, l datadir.Layout, timeout time.Duration
 	defer cancel()
 	start := time.Now()
 	last := ""
+	sawRunning := false
 	for {
 		r, err := collect(ctx, l)
+		if err == nil && r.PID != 0 {
+			sawRunning = true
+		}
+		if sawRunning && err == nil && r.PID == 0 {
+			return r, errors.New("kubeseed stopped while starting; see its log for the error")
+		}
 		if err == nil && r.Ready() {
 			fmt.Fprintf(progress, "node ready after %s\n", time.Since(start).Round(100*time.Millisecond))
 			return r, nil
@@ -90,6 +98,9 @@ func waitUntilReady(ctx context.Context, l datadir.Layout, timeout time.Duration
 				if !s.Healthy {
 					msg += " " + s.Name
 				}
+			}
+			if !r.Node.Ready {
+				msg += " node " + r.Node.Name + " Ready (" + r.Node.Reason + ")"
 			}
 		}
 		if msg != last {
@@ -114,7 +125,20 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
 		}
 		fmt.Fprintf(w, "kubeseed is running (pid %d), %s; data dir %s\n", r.PID, state, l.Root)
 	}
-	fmt.Fprintf(w, "authorization: %s\n\n", r.Authorization)
+	fmt.Fprintf(w, "authorization: %s\n", r.Authorization)
+	node := "not ready"
+	if r.Node.Ready {
+		node = "Ready"
+	} else if r.Node.Reason != "" {
+		node += " (" + r.Node.Reason + ")"
+	}
+	if r.PID != 0 {
+		fmt.Fprintf(w, "node %s: %s\n", r.Node.Name, node)
+	}
+	for _, a := range r.Adaptations {
+		fmt.Fprintf(w, "host adaptation: %s\n", a)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tPORT\tBIND\tHEALTH")
 	for _, s := range r.Services {

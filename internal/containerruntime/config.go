@@ -5,6 +5,8 @@
 package containerruntime
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -37,6 +39,7 @@ type Options struct {
 	State          string
 	MetricsAddress string
 	StreamAddress  string
+	CNIBinDir      string
 	LogLevel       string
 }
 
@@ -50,6 +53,7 @@ func LoadOptions(l datadir.Layout) (Options, error) {
 	fs.StringVar(&o.State, "state", "", "containerd's runtime state")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "", "loopback host:port for metrics")
 	fs.StringVar(&o.StreamAddress, "stream-address", "", "loopback host:port of the CRI streaming server")
+	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "where the CNI plugins are installed")
 	fs.StringVar(&o.LogLevel, "log-level", "warn", "containerd log level")
 	path := l.Args(defaults.ContainerdComponent)
 	if err := args.ApplyPFlags(path, l.Vars(), defaults.ContainerdComponent, fs); err != nil {
@@ -76,6 +80,8 @@ func RenderConfig(l datadir.Layout, o Options, a hostinfo.Adaptations) ([]byte, 
 		return nil, fmt.Errorf("%s: --stream-address: %w", l.Args(defaults.ContainerdComponent), err)
 	}
 	vars["STREAM_HOST"], vars["STREAM_PORT"] = host, port
+	vars["CNI_BIN_DIR"] = o.CNIBinDir
+	vars["SHIM_SOCKET_DIR"] = ShimSocketDir(l)
 	vars["SYSTEMD_CGROUP"] = strconv.FormatBool(a.Systemd)
 	vars["RESTRICT_OOM_SCORE_ADJ"] = strconv.FormatBool(!a.SysResource)
 	out, err := args.Expand(string(tmpl), vars)
@@ -85,11 +91,19 @@ func RenderConfig(l datadir.Layout, o Options, a hostinfo.Adaptations) ([]byte, 
 	return []byte(out), nil
 }
 
+// ShimSocketDir is where shims put their sockets. containerd caps its
+// length at 42 bytes (sockets inside it must fit sun_path), so it lives
+// under /run, named by a hash of the data dir so nodes never share it.
+func ShimSocketDir(l datadir.Layout) string {
+	sum := sha256.Sum256([]byte(l.Root))
+	return "/run/kubeseed/" + hex.EncodeToString(sum[:6])
+}
+
 // requiredCNIPlugins are the plugins the default pod network uses.
 var requiredCNIPlugins = []string{"bridge", "host-local", "portmap", "loopback"}
 
-// CNIBinDir is where Debian's containernetworking-plugins installs.
-const CNIBinDir = "/usr/lib/cni"
+// DefaultCNIBinDir is where Debian's containernetworking-plugins installs.
+const DefaultCNIBinDir = "/usr/lib/cni"
 
 // Preflight checks what containerd needs from the host and the data dir,
 // with a message that says what to install or change.
@@ -99,12 +113,12 @@ func Preflight(o Options) error {
 	}
 	var missing []string
 	for _, p := range requiredCNIPlugins {
-		if _, err := os.Stat(filepath.Join(CNIBinDir, p)); err != nil {
+		if _, err := os.Stat(filepath.Join(o.CNIBinDir, p)); err != nil {
 			missing = append(missing, p)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("CNI plugins %v are missing from %s: install them with `apt-get install containernetworking-plugins` (or run hack/setup.sh)", missing, CNIBinDir)
+		return fmt.Errorf("CNI plugins %v are missing from %s: install them with `apt-get install containernetworking-plugins` (or run hack/setup.sh), or set --cni-bin-dir in args/containerd", missing, o.CNIBinDir)
 	}
 	return checkSocketPath(o.Address)
 }

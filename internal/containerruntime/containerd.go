@@ -158,14 +158,39 @@ func (c *Containerd) watch(ctx context.Context, cmd *exec.Cmd, waited chan struc
 	}
 }
 
-// Ready waits for containerd's API, then imports the built-in images.
+// Ready waits for containerd's API and its CRI service, then imports the
+// built-in images.
 func (c *Containerd) Ready(ctx context.Context) error {
 	client, err := Connect(ctx, c.opts.Address)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	if err := waitCRI(ctx, c.opts.Address); err != nil {
+		return err
+	}
 	return ImportBuiltins(ctx, client)
+}
+
+// waitCRI waits until the CRI runtime service answers, so the kubelet
+// never meets a containerd whose CRI plugin is still loading.
+func waitCRI(ctx context.Context, address string) error {
+	var last error
+	for {
+		rs, err := criclient.NewRemoteRuntimeService(ctx, "unix://"+address, 2*time.Second, noop.NewTracerProvider(), false)
+		if err == nil {
+			_, err = rs.Version(ctx, "")
+		}
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("containerd's CRI service at %s: %w (last: %v); check `kubeseed ctr plugins ls` for a CRI plugin that failed to load", address, ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Connect waits for containerd's socket to serve and returns a client in
@@ -219,6 +244,9 @@ func (c *Containerd) Stop(ctx context.Context) error {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("remove %s: %w", p, err)
 		}
+	}
+	if err := os.RemoveAll(ShimSocketDir(c.layout)); err != nil {
+		return fmt.Errorf("remove shim sockets: %w", err)
 	}
 	return nil
 }

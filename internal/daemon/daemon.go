@@ -103,6 +103,12 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	)
 	sup.Progress = progress
 	err = sup.Run(ctx, o.Ready)
+	// Volumes the kubelet mounted for pods outlive it; the pods are gone.
+	if n, uerr := node.UnmountUnder(l.Root); uerr != nil {
+		klog.FromContext(ctx).Error(uerr, "could not unmount everything under the data dir")
+	} else if n > 0 {
+		progress(fmt.Sprintf("unmounted %d pod volumes", n))
+	}
 	klog.Flush()
 	return err
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
 
@@ -20,13 +19,8 @@ var hostSysctls = []struct {
 	{"/proc/sys/net/bridge/bridge-nf-call-ip6tables", true},
 }
 
-// prepareHost makes kubeseed the reaper of the shims containerd leaves
-// behind, and turns on forwarding for pod traffic.
+// prepareHost turns on forwarding for pod traffic.
 func prepareHost(ctx context.Context) error {
-	// Shims daemonize; as a subreaper we inherit them, so stop can find them.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("become child subreaper: %w", err)
-	}
 	for _, s := range hostSysctls {
 		if err := os.WriteFile(s.path, []byte("1"), 0o644); err != nil {
 			if s.optional && os.IsNotExist(err) {

@@ -106,6 +106,7 @@ func ContainerdArgs(l datadir.Layout, portOffset int) *args.File {
 		{"state", "${DATA_DIR}/run/containerd"},
 		{"metrics-address", hostPort("containerd-metrics", portOffset)},
 		{"stream-address", hostPort("containerd-stream", portOffset)},
+		{"cni-bin-dir", "/usr/lib/cni"},
 		{"log-level", "warn"},
 	})
 }
@@ -142,8 +143,9 @@ func CNIConfig(l datadir.Layout) []byte {
 func ContainerdConfig() []byte {
 	return []byte(`# containerd configuration template. kubeseed renders it to run/containerd.toml at
 # every start. ${DATA_DIR} is the data dir; ${ROOT}, ${STATE}, ${ADDRESS} and
-# ${METRICS_ADDRESS}, ${STREAM_HOST} and ${STREAM_PORT} come from args/containerd; ${SYSTEMD_CGROUP} and
-# ${RESTRICT_OOM_SCORE_ADJ} are adapted to the host (see kubeseed status).
+# ${METRICS_ADDRESS}, ${STREAM_HOST}, ${STREAM_PORT} and ${CNI_BIN_DIR} come from args/containerd; ${SYSTEMD_CGROUP} and
+# ${RESTRICT_OOM_SCORE_ADJ} are adapted to the host (see kubeseed status);
+# ${SHIM_SOCKET_DIR} is a short directory under /run (containerd's limit).
 version = 4
 root = "${ROOT}"
 state = "${STATE}"
@@ -173,7 +175,7 @@ state = "${STATE}"
           SystemdCgroup = ${SYSTEMD_CGROUP}
           Root = "${STATE}/runc"
     [plugins."io.containerd.cri.v1.runtime".cni]
-      bin_dirs = ["/usr/lib/cni"]
+      bin_dirs = ["${CNI_BIN_DIR}"]
       conf_dir = "${DATA_DIR}/args/` + CNIConfDir + `"
 
   [plugins."io.containerd.grpc.v1.cri"]
@@ -192,6 +194,6 @@ state = "${STATE}"
     socket_path = "${STATE}/nri/nri.sock"
 
   [plugins."io.containerd.shim.v1.manager"]
-    socket_dir = "${STATE}/s"
+    socket_dir = "${SHIM_SOCKET_DIR}"
 `)
 }

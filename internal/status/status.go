@@ -5,8 +5,10 @@ package status
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
@@ -45,6 +48,17 @@ type Report struct {
 	// Renewal is the running node's certificate renewal state (nil when
 	// not running).
 	Renewal *certrenew.State
+	// Node is the Kubernetes Node object's readiness.
+	Node NodeState
+	// Adaptations are the host facts the configuration adapted to.
+	Adaptations []string
+}
+
+// NodeState is the Node's Ready condition as the apiserver reports it.
+type NodeState struct {
+	Name   string
+	Ready  bool
+	Reason string
 }
 
 // Ready reports whether every service is healthy.
@@ -57,7 +71,7 @@ func (r *Report) Ready() bool {
 			return false
 		}
 	}
-	return true
+	return r.Node.Ready
 }
 
 // Collect probes the node described by l; pid is the running process (0:
@@ -93,6 +107,13 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 			c.DaysLeft = int(cert.NotAfter.Sub(now).Hours() / 24)
 		}
 		r.Certs = append(r.Certs, c)
+	}
+	if a, err := hostinfo.Detect(); err == nil {
+		r.Adaptations = a.Describe()
+	}
+	r.Node.Name = nodeName(l)
+	if pid != 0 {
+		r.Node.Ready, r.Node.Reason = nodeReady(ctx, l, ports["kube-apiserver"], r.Node.Name)
 	}
 	if pid != 0 {
 		st, err := certrenew.ReadState(l.CertRenewalState())
@@ -135,4 +156,59 @@ func probe(ctx context.Context, l datadir.Layout, s services.Service, port int) 
 		return conn.Close()
 	}
 	return health.Check(ctx, fmt.Sprintf("https://%s%s", addr, s.HealthPath), tlsCfg)
+}
+
+// nodeName is the kubelet's --hostname-override from args/kubelet.
+func nodeName(l datadir.Layout) string {
+	f, err := args.Load(l.Args(defaults.KubeletComponent))
+	if err != nil {
+		return ""
+	}
+	name, _ := f.Get("hostname-override")
+	return name
+}
+
+// nodeReady asks the apiserver, as admin, for the Node's Ready condition.
+func nodeReady(ctx context.Context, l datadir.Layout, apiPort int, name string) (bool, string) {
+	if name == "" {
+		return false, "no --hostname-override in args/kubelet"
+	}
+	tlsCfg, err := health.ClientTLS(l.Cert("ca"), l.Cert("admin"), l.Key("admin"))
+	if err != nil {
+		return false, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("https://127.0.0.1:%d/api/v1/nodes/%s", apiPort, name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return false, "not registered yet"
+	}
+	var node struct {
+		Status struct {
+			Conditions []struct{ Type, Status, Reason, Message string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&node); err != nil {
+		return false, fmt.Sprintf("HTTP %d: %v", resp.StatusCode, err)
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == "Ready" {
+			if c.Status == "True" {
+				return true, ""
+			}
+			return false, c.Reason + ": " + c.Message
+		}
+	}
+	return false, "no Ready condition yet"
 }
