@@ -109,6 +109,9 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	} else if n > 0 {
 		progress(fmt.Sprintf("unmounted %d pod volumes", n))
 	}
+	if _, serr := node.RemoveSockets(l.Root); serr != nil {
+		klog.FromContext(ctx).Error(serr, "could not remove stale sockets under the data dir")
+	}
 	klog.Flush()
 	return err
 }

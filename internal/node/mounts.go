@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -67,4 +69,27 @@ func unescapeMountPath(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// RemoveSockets deletes the unix sockets left under root by components
+// that stopped (the kubelet's pod-resources and plugin sockets), so a
+// stopped node leaves no stale sockets. It returns how many it removed.
+func RemoveSockets(root string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.Type()&fs.ModeSocket != 0 {
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }

@@ -60,6 +60,18 @@ func TestBadInputChangesNothing(t *testing.T) {
 			[]string{"args/etcd:", "--no-such-etcd-flag", "unknown flag"}},
 		{"bad value in args/kube-scheduler", appendLine("args/kube-scheduler", "--secure-port=not-a-port"),
 			[]string{"args/kube-scheduler:", "--secure-port"}},
+		{"containerd socket path is not a socket", func(t *testing.T, n *node) {
+			if err := os.WriteFile(n.path("run", "containerd.sock"), []byte("not a socket"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"containerd.sock exists and is not a socket", "args/containerd"}},
+		{"CNI plugins missing", appendLine("args/containerd", "--cni-bin-dir=/nonexistent/cni"),
+			[]string{"CNI plugins", "/nonexistent/cni", "apt-get install containernetworking-plugins"}},
+		{"runc missing", func(t *testing.T, n *node) {
+			n.extraEnv = append(n.extraEnv, "PATH=/nonexistent")
+		}, []string{"runc is not installed", "apt-get install runc"}},
+		{"unknown flag in args/kubelet", appendLine("args/kubelet", "--read-only-port=10255"),
+			[]string{"args/kubelet:", "--read-only-port", "unknown flag"}},
 		{"apiserver port in use", func(t *testing.T, n *node) {
 			ln, err := net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(n.port("kube-apiserver")))
 			if err != nil {
@@ -96,6 +108,30 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Errorf("files were added or removed: %d before, %d after", len(before), len(after))
 			}
 		})
+	}
+}
+
+// TestImportRejectsNonArchives checks `images import` on files that are
+// not image archives, with a running node.
+func TestImportRejectsNonArchives(t *testing.T) {
+	n := newNode(t, freeOffset(t))
+	n.start()
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "notes.txt")
+	_ = os.WriteFile(plain, []byte("hello"), 0o644)
+	tarball := filepath.Join(dir, "files.tar")
+	if out, err := exec.Command("tar", "-cf", tarball, "-C", dir, "notes.txt").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	for file, want := range map[string]string{
+		plain:                        "is not an image archive",
+		tarball:                      "has no index.json",
+		filepath.Join(dir, "absent"): "no such file",
+	} {
+		out, err := n.kubeseed("images", "import", file)
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("import %s: %v\n%s (want %q)", file, err, out, want)
+		}
 	}
 }
 

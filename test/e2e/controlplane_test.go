@@ -246,7 +246,7 @@ func hashTree(t *testing.T, dirs ...string) map[string]string {
 	out := map[string]string{}
 	for _, dir := range dirs {
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
+			if err != nil || !d.Type().IsRegular() {
 				return err
 			}
 			data, err := os.ReadFile(p)

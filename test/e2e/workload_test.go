@@ -247,11 +247,12 @@ func TestNodeRunsPods(t *testing.T) {
 		if shims := processesRunning(n.path("bin", "containerd-shim-runc-v2")); len(shims) > 0 {
 			t.Errorf("shims still running: %v", shims)
 		}
-		for _, sock := range []string{"containerd.sock", "containerd.sock.ttrpc"} {
-			if _, err := os.Stat(n.path("run", sock)); err == nil {
-				t.Errorf("stale socket run/%s", sock)
+		_ = filepath.WalkDir(n.dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type()&fs.ModeSocket != 0 {
+				t.Errorf("stale socket %s", p)
 			}
-		}
+			return nil
+		})
 		n.start()
 		n.waitFor("deployment web available after restart", "rollout", "status", "deployment/web", "--timeout=120s")
 		n.waitFor("pod client ready after restart", "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
