@@ -89,8 +89,15 @@ var Table = []Service{
 		Note: "datastore peer traffic",
 	},
 	{
+		Name: "token-webhook", Component: "token-webhook", Port: 16444, Protocol: "tcp", Bind: BindLoopback, TLS: true,
+		Authn: "client certificate kube-apiserver-token-webhook-client, signed by the cluster CA", Authz: "kube-apiserver only",
+		Flag: "secure-port", Source: PortFlag,
+		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "apiserver-token-webhook-client",
+		Note: "checks bearer tokens against credentials/known_tokens.csv for kube-apiserver; reloads the file on change",
+	},
+	{
 		Name: "kube-apiserver", Component: "kube-apiserver", Port: 16443, Protocol: "tcp", Bind: BindHost, TLS: true,
-		Authn: "static token file, X.509 client certificates; anonymous only on /healthz, /livez, /readyz",
+		Authn: "static token file (via the token webhook), X.509 client certificates; anonymous only on /healthz, /livez, /readyz",
 		Authz: "AlwaysAllow (RBAC with `enable rbac`)",
 		Flag:  "secure-port", Source: PortFlag,
 		HealthPath: "/readyz", TrustCA: "ca",
