@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -21,6 +22,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
+	"github.com/kubeseed/kubeseed/internal/tokenwebhook"
 )
 
 // Options are the inputs of a first start; later starts read everything
@@ -37,6 +39,8 @@ type Result struct {
 	FirstStart bool
 	Issued     []string
 	Created    []string
+	// Notices are one-line messages for the user: migrations done.
+	Notices []string
 }
 
 // Prepare makes the data dir ready to start. All user-editable inputs are
@@ -79,7 +83,19 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
-	if err := warnLegacyPasswordFile(ctx, l); err != nil {
+	if f, err := loadIfExists(l.Args(defaults.TokenWebhookComponent)); err != nil {
+		return nil, err
+	} else if f != nil {
+		if _, err := tokenwebhook.ParseArgs(f, l.Vars()); err != nil {
+			return nil, err
+		}
+	}
+	passwords, err := planPasswordMigration(l)
+	if err != nil {
+		return nil, err
+	}
+	argsMig, err := planArgsMigration(ctx, l)
+	if err != nil {
 		return nil, err
 	}
 
@@ -95,6 +111,9 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
+	if err := argsMig.apply(ctx, l, res); err != nil {
+		return nil, err
+	}
 	for _, f := range argFiles {
 		if err := create(res, f.Path, f.Bytes(), 0o644); err != nil {
 			return nil, err
@@ -105,10 +124,16 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
+	if err := startAuthorizationChain(ctx, l); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(l.TokenFile()); os.IsNotExist(err) {
 		res.Created = append(res.Created, l.TokenFile())
 	}
 	if _, err := credentials.EnsureTokenFile(l.TokenFile()); err != nil {
+		return nil, err
+	}
+	if err := passwords.apply(ctx, l, res); err != nil {
 		return nil, err
 	}
 	store := pki.Store{Dir: l.CertsDir()}
@@ -119,6 +144,9 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	}
 	res.Issued = issued
 	if err := ensureKubeconfigs(res, l, pairs); err != nil {
+		return nil, err
+	}
+	if err := writeTokenWebhookKubeconfig(l); err != nil {
 		return nil, err
 	}
 	if res.FirstStart {
@@ -166,16 +194,49 @@ func loadIfExists(path string) (*args.File, error) {
 	return args.Parse(path, data)
 }
 
-// warnLegacyPasswordFile refuses to ignore basic_auth.csv silently: upstream
-// removed password authentication in 1.19.
-func warnLegacyPasswordFile(ctx context.Context, l datadir.Layout) error {
-	path := l.Credential("basic_auth.csv")
-	ok, err := fsutil.Exists(path)
-	if err != nil || !ok {
+// startAuthorizationChain replaces a "live" authorization chain, written
+// by `kubeseed enable/disable rbac` while kube-apiserver ran, with the
+// plain chain of the same mode: the apiserver is not running yet, so the
+// entries kept only to satisfy its reload rule can go.
+func startAuthorizationChain(ctx context.Context, l datadir.Layout) error {
+	path := l.Config(authz.ConfigFile)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	start, ok := authz.StartForm(data)
+	if !ok {
+		return nil
+	}
+	klog.FromContext(ctx).V(1).Info("Rewrote the authorization config with the start chain of its mode", "file", path)
+	return fsutil.WriteFileAtomic(path, start, 0o644)
+}
+
+// writeTokenWebhookKubeconfig derives kube-apiserver's kubeconfig for the
+// token webhook from args/token-webhook, at every start, so it follows the
+// port in that file and the data dir's location. It holds file paths only.
+func writeTokenWebhookKubeconfig(l datadir.Layout) error {
+	f, err := args.Load(l.Args(defaults.TokenWebhookComponent))
+	if err != nil {
 		return err
 	}
-	klog.FromContext(ctx).Info("WARNING: the static password file is not used: kube-apiserver removed password authentication in v1.19. Give each user a token in known_tokens.csv instead.", "file", path)
-	return nil
+	o, err := tokenwebhook.ParseArgs(f, l.Vars())
+	if err != nil {
+		return err
+	}
+	data, err := tokenwebhook.ClientKubeconfig(o.URL(), l.Cert("ca"),
+		l.Cert("apiserver-token-webhook-client"), l.Key("apiserver-token-webhook-client"))
+	if err != nil {
+		return err
+	}
+	path := l.Config(defaults.TokenWebhookKubeconfig)
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return nil
+	}
+	return fsutil.WriteFileAtomic(path, data, 0o644)
 }
 
 func create(res *Result, path string, data []byte, mode os.FileMode) error {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
@@ -16,6 +17,7 @@ const (
 	APIServerComponent         = "kube-apiserver"
 	ControllerManagerComponent = "kube-controller-manager"
 	SchedulerComponent         = "kube-scheduler"
+	TokenWebhookComponent      = "token-webhook"
 )
 
 // Network defaults, as MicroK8s uses them.
@@ -32,6 +34,7 @@ const EtcdComponent = "etcd"
 func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 	return []*args.File{
 		EtcdArgs(l, nodeName, portOffset),
+		TokenWebhookArgs(l, portOffset),
 		APIServerArgs(l, portOffset),
 		ControllerManagerArgs(l, portOffset),
 		SchedulerArgs(l, portOffset),
@@ -40,8 +43,22 @@ func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 
 // ConfigFiles are the default files under config/, by path.
 func ConfigFiles(l datadir.Layout) map[string][]byte {
-	return map[string][]byte{l.Config(AuthenticationConfigFile): []byte(authenticationConfig)}
+	return map[string][]byte{
+		l.Config(AuthenticationConfigFile): []byte(authenticationConfig),
+		l.Config(authz.ConfigFile):         authz.Render(authz.AlwaysAllow, false),
+	}
 }
+
+// TokenWebhookKubeconfig is kube-apiserver's kubeconfig for the token
+// webhook under config/. kubeseed derives it from args/token-webhook at
+// every start.
+const TokenWebhookKubeconfig = "token-webhook.kubeconfig"
+
+// TokenWebhookCacheTTL bounds how long kube-apiserver trusts an answer of
+// the token webhook, so a removed token stops working within this time plus
+// the webhook's reload interval. It equals the apiserver's own token cache
+// TTL (10s), which it would otherwise warn about.
+const TokenWebhookCacheTTL = "10s"
 
 // AuthenticationConfigFile is the structured authentication config under config/.
 const AuthenticationConfigFile = "authentication.yaml"
@@ -87,9 +104,17 @@ func APIServerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"tls-cert-file", certs + "server.crt"},
 		{"tls-private-key-file", certs + "server.key"},
 		{"client-ca-file", certs + "ca.crt"},
-		{"token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv"},
 		{"authentication-config", "${DATA_DIR}/config/" + AuthenticationConfigFile},
-		{"authorization-mode", "AlwaysAllow"},
+		// Static tokens go through kubeseed's webhook, which reloads
+		// known_tokens.csv; --token-auth-file is read once, at start.
+		{"authentication-token-webhook-config-file", "${DATA_DIR}/config/" + TokenWebhookKubeconfig},
+		{"authentication-token-webhook-version", "v1"},
+		{"authentication-token-webhook-cache-ttl", TokenWebhookCacheTTL},
+		// AlwaysAllow or Node,RBAC; reloaded on change (kubeseed enable rbac).
+		{"authorization-config", "${DATA_DIR}/config/" + authz.ConfigFile},
+		// Admission plugins cannot be added at run time, so NodeRestriction
+		// is on from the first start, whatever the authorization mode.
+		{"enable-admission-plugins", "NodeRestriction"},
 		{"service-account-issuer", "https://kubernetes.default.svc"},
 		{"service-account-key-file", certs + "serviceaccount.key"},
 		{"service-account-signing-key-file", certs + "serviceaccount.key"},
@@ -162,6 +187,20 @@ func SchedulerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"requestheader-client-ca-file", certs + "front-proxy-ca.crt"},
 		{"leader-elect", "false"}, // single node; clustering turns it on
 		{"profiling", "false"},
+	})
+}
+
+// TokenWebhookArgs renders args/token-webhook, kubeseed's token
+// authentication webhook for kube-apiserver.
+func TokenWebhookArgs(l datadir.Layout, portOffset int) *args.File {
+	const certs = "${DATA_DIR}/certs/"
+	return newArgs(l, TokenWebhookComponent, "Flags for kubeseed's token webhook, which checks bearer tokens for kube-apiserver.", [][2]string{
+		{"secure-port", port("token-webhook", portOffset)},
+		{"bind-address", bind("token-webhook")},
+		{"tls-cert-file", certs + "token-webhook.crt"},
+		{"tls-private-key-file", certs + "token-webhook.key"},
+		{"client-ca-file", certs + "ca.crt"},
+		{"token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv"},
 	})
 }
 

@@ -3,6 +3,7 @@ package tokenwebhook
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -98,4 +100,30 @@ func ClientKubeconfig(url, caFile, certFile, keyFile string) ([]byte, error) {
 	cfg.Contexts["token-webhook"] = &clientcmdapi.Context{Cluster: "token-webhook", AuthInfo: "kube-apiserver"}
 	cfg.CurrentContext = "token-webhook"
 	return clientcmd.Write(*cfg)
+}
+
+// ParseArgs reads args/token-webhook into options, the way the upstream
+// components' args files are read: an unknown flag or a bad value is
+// reported with the file and line.
+func ParseArgs(f *args.File, vars map[string]string) (*Options, error) {
+	o := NewOptions()
+	fs := pflag.NewFlagSet("token-webhook", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.AddFlags(fs)
+	err := f.Apply(vars, func(name, value string, hasValue bool) error {
+		if fs.Lookup(name) == nil {
+			return errors.New("unknown flag for token-webhook")
+		}
+		if !hasValue {
+			return errors.New("needs a value")
+		}
+		return fs.Set(name, value)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	return o, nil
 }
