@@ -59,14 +59,19 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	} else if len(res.Issued)+len(res.Created) > 0 {
 		progress(fmt.Sprintf("re-created missing files: %v %v", res.Issued, res.Created))
 	}
+	for _, n := range res.Notices {
+		progress(n)
+	}
 	if err := CheckPorts(l); err != nil {
 		return err
 	}
 	sup := supervisor.New(
 		datastore.NewEtcd(l),
+		controlplane.NewTokenWebhook(l),
 		controlplane.NewAPIServer(l),
 		controlplane.NewControllerManager(l),
 		controlplane.NewScheduler(l),
+		controlplane.NewClusterObjects(l),
 	)
 	sup.Progress = progress
 	err = sup.Run(ctx, o.Ready)
