@@ -7,14 +7,18 @@
 // Node and RBAC may appear after a reload only if they were in the config it
 // started with, and every non-webhook type it started with must stay in
 // every later config. So kubeseed always starts the apiserver with Node and
-// RBAC in the chain, and while it runs writes "live" chains that contain all
-// four types it may have started with.
+// RBAC in the chain, and while it runs writes "live" chains that keep every
+// type it may have started with. An AlwaysAllow entry therefore stays in
+// the RBAC chain until the next start, behind a webhook that denies
+// everything (kubeseed's own, in-process): the built-in AlwaysDeny
+// authorizer cannot end a chain, since it answers "no opinion".
 package authz
 
 import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apiserver/pkg/apis/apiserver/load"
 	authorizationcel "k8s.io/apiserver/pkg/authorization/cel"
 	kubeauthorizer "k8s.io/kubernetes/pkg/kubeapiserver/authorizer"
 )
@@ -38,57 +42,93 @@ const (
 	typeAlwaysDeny  = "AlwaysDeny"
 	typeNode        = "Node"
 	typeRBAC        = "RBAC"
+	typeWebhook     = "Webhook"
 )
+
+// DenyWebhookName names the webhook authorizer that ends a live RBAC
+// chain. kubeseed's auth webhook denies every request it is asked about.
+const DenyWebhookName = "kubeseed-deny"
 
 // chains are the authorizer types of each rendering, in order.
 //
 // At start: AlwaysAllow keeps Node and RBAC behind it (never reached) so
 // they exist for a later switch. RBAC is just Node and RBAC.
 //
-// Live (written while kube-apiserver runs): a superset of both start chains,
-// so the reload is accepted whichever one the apiserver started with.
-// AlwaysDeny ends the RBAC chain before the AlwaysAllow entry upstream
-// requires to stay. The next start writes the start chain again.
+// Live (written while kube-apiserver runs): valid whichever start chain the
+// apiserver began with. The AlwaysAllow start chain already is; the RBAC
+// one must keep AlwaysAllow, so the deny webhook ends the chain before it.
+// The next start writes the start chain again.
 var chains = map[Mode]map[bool][]string{
 	AlwaysAllow: {
 		false: {typeAlwaysAllow, typeNode, typeRBAC},
-		true:  {typeAlwaysAllow, typeNode, typeRBAC, typeAlwaysDeny},
+		true:  {typeAlwaysAllow, typeNode, typeRBAC},
 	},
 	RBAC: {
 		false: {typeNode, typeRBAC},
-		true:  {typeNode, typeRBAC, typeAlwaysDeny, typeAlwaysAllow},
+		true:  {typeNode, typeRBAC, typeWebhook, typeAlwaysAllow},
 	},
 }
 
 // Render returns the config file for mode: the live chain if kube-apiserver
-// is running, else the start chain.
-func Render(m Mode, live bool) []byte {
+// is running, else the start chain. denyKubeconfig is the absolute path of
+// kube-apiserver's kubeconfig for the deny webhook.
+func Render(m Mode, live bool, denyKubeconfig string) []byte {
 	var b strings.Builder
 	b.WriteString("# Structured authorization config for kube-apiserver (--authorization-config).\n")
 	b.WriteString("# Switch with `kubeseed enable rbac` / `kubeseed disable rbac`: kube-apiserver\n")
 	b.WriteString("# reloads this file when it changes, so no restart is needed.\n")
 	fmt.Fprintf(&b, "# Mode: %s\n", m)
 	if live && m == RBAC {
-		b.WriteString("# AlwaysDeny ends the chain: the AlwaysAllow entry after it is never reached. It is\n")
-		b.WriteString("# there because kube-apiserver requires every authorizer type it started with to\n")
-		b.WriteString("# stay; the next start of kubeseed drops it.\n")
+		b.WriteString("# The kubeseed-deny webhook denies what Node and RBAC do not allow, so the\n")
+		b.WriteString("# AlwaysAllow entry after it is never reached. kube-apiserver requires every\n")
+		b.WriteString("# authorizer type it started with to stay; the next start of kubeseed drops it.\n")
 	}
 	b.WriteString("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers:\n")
 	for _, t := range chains[m][live] {
+		if t == typeWebhook {
+			fmt.Fprintf(&b, `- type: Webhook
+  name: %s
+  webhook:
+    timeout: 5s
+    subjectAccessReviewVersion: v1
+    matchConditionSubjectAccessReviewVersion: v1
+    failurePolicy: Deny
+    authorizedTTL: 1s
+    cacheAuthorizedRequests: false
+    unauthorizedTTL: 1m
+    cacheUnauthorizedRequests: true
+    connectionInfo:
+      type: KubeConfigFile
+      kubeConfigFile: %q
+`, DenyWebhookName, denyKubeconfig)
+			continue
+		}
 		fmt.Fprintf(&b, "- type: %s\n  name: %s\n", t, strings.ToLower(t))
 	}
 	return []byte(b.String())
 }
 
-// StartForm returns the start chain of a live chain written by kubeseed,
-// and false for anything else (the file is then left alone).
-func StartForm(data []byte) ([]byte, bool) {
-	for _, m := range []Mode{AlwaysAllow, RBAC} {
-		if string(data) == string(Render(m, true)) {
-			return Render(m, false), true
-		}
+// StartForm returns the start chain for a live RBAC chain, and false for
+// anything else (the file is then left alone). It does not validate: the
+// deny webhook's kubeconfig may not exist yet.
+func StartForm(data []byte, denyKubeconfig string) ([]byte, bool) {
+	cfg, err := load.LoadFromData(data)
+	if err != nil {
+		return nil, false
 	}
-	return nil, false
+	var c Chain
+	for _, a := range cfg.Authorizers {
+		c.Types = append(c.Types, string(a.Type))
+		c.Names = append(c.Names, a.Name)
+	}
+	want := chains[RBAC][true]
+	if strings.Join(c.Types, ",") != strings.Join(want, ",") {
+		return nil, false
+	}
+	if m, ok := c.Mode(); !ok || m != RBAC {
+		return nil, false
+	}
+	return Render(RBAC, false, denyKubeconfig), true
 }
 
 // Chain is a parsed and validated authorization config.
@@ -113,11 +153,13 @@ func Parse(path string, data []byte) (Chain, error) {
 
 // Effective describes what the chain does, the way --authorization-mode
 // would: "AlwaysAllow" when every request reaches an AlwaysAllow entry,
-// else the authorizers that can decide, e.g. "Node,RBAC".
+// else the authorizers that can decide, e.g. "Node,RBAC". AlwaysDeny
+// answers "no opinion" upstream, so it ends nothing; kubeseed's deny
+// webhook ends the chain.
 func (c Chain) Effective() string {
 	var decisive []string
-	mayDeny := false // only Webhook and AlwaysDeny deny; the others allow or pass
-	for _, t := range c.Types {
+	mayDeny := false // only a webhook may deny; the others allow or pass
+	for i, t := range c.Types {
 		switch t {
 		case typeAlwaysAllow:
 			if !mayDeny {
@@ -125,14 +167,20 @@ func (c Chain) Effective() string {
 			}
 			return strings.Join(append(decisive, t), ",")
 		case typeAlwaysDeny:
-			if len(decisive) == 0 {
-				return typeAlwaysDeny
+			continue
+		case typeWebhook:
+			if c.Names[i] == DenyWebhookName {
+				if len(decisive) == 0 {
+					return typeAlwaysDeny
+				}
+				return strings.Join(decisive, ",")
 			}
-			return strings.Join(decisive, ",")
-		case "Webhook":
 			mayDeny = true
 		}
 		decisive = append(decisive, t)
+	}
+	if len(decisive) == 0 {
+		return typeAlwaysDeny // nobody allows anything
 	}
 	return strings.Join(decisive, ",")
 }
@@ -143,10 +191,14 @@ func (c Chain) Mode() (Mode, bool) {
 	for i, t := range c.Types {
 		switch t {
 		case typeAlwaysAllow, typeAlwaysDeny, typeNode, typeRBAC:
+			if c.Names[i] != strings.ToLower(t) {
+				return "", false
+			}
+		case typeWebhook:
+			if c.Names[i] != DenyWebhookName {
+				return "", false
+			}
 		default:
-			return "", false
-		}
-		if c.Names[i] != strings.ToLower(t) {
 			return "", false
 		}
 	}

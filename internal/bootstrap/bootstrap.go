@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authwebhook"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -22,7 +23,6 @@ import (
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
-	"github.com/kubeseed/kubeseed/internal/tokenwebhook"
 )
 
 // Options are the inputs of a first start; later starts read everything
@@ -83,10 +83,10 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
-	if f, err := loadIfExists(l.Args(defaults.TokenWebhookComponent)); err != nil {
+	if f, err := loadIfExists(l.Args(defaults.AuthWebhookComponent)); err != nil {
 		return nil, err
 	} else if f != nil {
-		if _, err := tokenwebhook.ParseArgs(f, l.Vars()); err != nil {
+		if _, err := authwebhook.ParseArgs(f, l.Vars()); err != nil {
 			return nil, err
 		}
 	}
@@ -146,7 +146,7 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if err := ensureKubeconfigs(res, l, pairs); err != nil {
 		return nil, err
 	}
-	if err := writeTokenWebhookKubeconfig(l); err != nil {
+	if err := writeWebhookKubeconfigs(l); err != nil {
 		return nil, err
 	}
 	if res.FirstStart {
@@ -207,7 +207,7 @@ func startAuthorizationChain(ctx context.Context, l datadir.Layout) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	start, ok := authz.StartForm(data)
+	start, ok := authz.StartForm(data, l.Config(defaults.DenyWebhookKubeconfig))
 	if !ok {
 		return nil
 	}
@@ -215,28 +215,36 @@ func startAuthorizationChain(ctx context.Context, l datadir.Layout) error {
 	return fsutil.WriteFileAtomic(path, start, 0o644)
 }
 
-// writeTokenWebhookKubeconfig derives kube-apiserver's kubeconfig for the
-// token webhook from args/token-webhook, at every start, so it follows the
-// port in that file and the data dir's location. It holds file paths only.
-func writeTokenWebhookKubeconfig(l datadir.Layout) error {
-	f, err := args.Load(l.Args(defaults.TokenWebhookComponent))
+// writeWebhookKubeconfigs derives kube-apiserver's kubeconfigs for the
+// auth webhook from args/auth-webhook, at every start, so they follow the
+// port in that file and the data dir's location. They hold file paths only.
+func writeWebhookKubeconfigs(l datadir.Layout) error {
+	f, err := args.Load(l.Args(defaults.AuthWebhookComponent))
 	if err != nil {
 		return err
 	}
-	o, err := tokenwebhook.ParseArgs(f, l.Vars())
+	o, err := authwebhook.ParseArgs(f, l.Vars())
 	if err != nil {
 		return err
 	}
-	data, err := tokenwebhook.ClientKubeconfig(o.URL(), l.Cert("ca"),
-		l.Cert("apiserver-token-webhook-client"), l.Key("apiserver-token-webhook-client"))
-	if err != nil {
-		return err
+	for name, url := range map[string]string{
+		defaults.TokenWebhookKubeconfig: o.URL(),
+		defaults.DenyWebhookKubeconfig:  o.DenyURL(),
+	} {
+		data, err := authwebhook.ClientKubeconfig(url, l.Cert("ca"),
+			l.Cert("apiserver-auth-webhook-client"), l.Key("apiserver-auth-webhook-client"))
+		if err != nil {
+			return err
+		}
+		path := l.Config(name)
+		if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+			continue
+		}
+		if err := fsutil.WriteFileAtomic(path, data, 0o644); err != nil {
+			return err
+		}
 	}
-	path := l.Config(defaults.TokenWebhookKubeconfig)
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
-		return nil
-	}
-	return fsutil.WriteFileAtomic(path, data, 0o644)
+	return nil
 }
 
 func create(res *Result, path string, data []byte, mode os.FileMode) error {

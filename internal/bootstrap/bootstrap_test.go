@@ -47,8 +47,8 @@ func TestPrepareCreatesEverything(t *testing.T) {
 		l.Credential("kubelet.config"), l.Credential("proxy.config"),
 		l.Args("etcd"), l.Args("kube-apiserver"), l.Args("kube-controller-manager"), l.Args("kube-scheduler"),
 		l.Config("authentication.yaml"), l.Cert("ca"), l.Key("serviceaccount"),
-		l.Args("token-webhook"), l.Config("authorization.yaml"), l.Config("token-webhook.kubeconfig"),
-		l.Cert("token-webhook"), l.Cert("apiserver-token-webhook-client"),
+		l.Args("auth-webhook"), l.Config("authorization.yaml"), l.Config("token-webhook.kubeconfig"),
+		l.Cert("auth-webhook"), l.Cert("apiserver-auth-webhook-client"), l.Config("authorization-webhook.kubeconfig"),
 	} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("missing %s", p)
@@ -87,7 +87,7 @@ func TestPrepareCreatesEverything(t *testing.T) {
 			t.Errorf("args/kube-apiserver has %s:\n%s", unwanted, data)
 		}
 	}
-	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.AlwaysAllow, false)) {
+	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.AlwaysAllow, false, l.Config("authorization-webhook.kubeconfig"))) {
 		t.Errorf("authorization.yaml is not AlwaysAllow:\n%s", data)
 	}
 	wh, err := clientcmd.LoadFromFile(l.Config("token-webhook.kubeconfig"))
@@ -97,7 +97,7 @@ func TestPrepareCreatesEverything(t *testing.T) {
 	whc := wh.Clusters[wh.Contexts[wh.CurrentContext].Cluster]
 	whu := wh.AuthInfos[wh.Contexts[wh.CurrentContext].AuthInfo]
 	if whc.Server != "https://127.0.0.1:16544/authenticate" || whc.CertificateAuthority != l.Cert("ca") ||
-		whu.ClientCertificate != l.Cert("apiserver-token-webhook-client") || whu.ClientKey != l.Key("apiserver-token-webhook-client") {
+		whu.ClientCertificate != l.Cert("apiserver-auth-webhook-client") || whu.ClientKey != l.Key("apiserver-auth-webhook-client") {
 		t.Errorf("token webhook kubeconfig: %+v %+v", whc, whu)
 	}
 }
@@ -126,8 +126,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"token column count", func(l datadir.Layout) string { return l.TokenFile() }, "abc,def", "known_tokens.csv:2:"},
 		{"token empty", func(l datadir.Layout) string { return l.TokenFile() }, ",bob,bob", "known_tokens.csv:2: empty token"},
 		{"args syntax", func(l datadir.Layout) string { return l.Args("kube-scheduler") }, "-v 2", "kube-scheduler:"},
-		{"token webhook flag", func(l datadir.Layout) string { return l.Args("token-webhook") }, "--no-such=1", "args/token-webhook:9: --no-such: unknown flag for token-webhook"},
-		{"token webhook public bind", func(l datadir.Layout) string { return l.Args("token-webhook") }, "--bind-address=0.0.0.0", "must be a loopback IP"},
+		{"auth webhook flag", func(l datadir.Layout) string { return l.Args("auth-webhook") }, "--no-such=1", "args/auth-webhook:9: --no-such: unknown flag for auth-webhook"},
+		{"auth webhook public bind", func(l datadir.Layout) string { return l.Args("auth-webhook") }, "--bind-address=0.0.0.0", "must be a loopback IP"},
 		{"password file", func(l datadir.Layout) string { return l.Credential("basic_auth.csv") }, "pw,alice,1\npw,,2", "basic_auth.csv:2: empty user"},
 	}
 	for _, c := range cases {
@@ -233,7 +233,7 @@ func TestOlderArgsAreMigrated(t *testing.T) {
 			if err := os.WriteFile(f.Path, f.Bytes(), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			for _, p := range []string{l.Config("authorization.yaml"), l.Args("token-webhook"), l.Config("token-webhook.kubeconfig")} {
+			for _, p := range []string{l.Config("authorization.yaml"), l.Args("auth-webhook"), l.Config("token-webhook.kubeconfig")} {
 				os.Remove(p)
 			}
 			res, err := Prepare(context.Background(), l, testOptions())
@@ -262,10 +262,10 @@ func TestOlderArgsAreMigrated(t *testing.T) {
 				}
 			}
 			data, _ := os.ReadFile(l.Config("authorization.yaml"))
-			if string(data) != string(authz.Render(c.want, false)) {
+			if string(data) != string(authz.Render(c.want, false, l.Config("authorization-webhook.kubeconfig"))) {
 				t.Errorf("authorization.yaml:\n%s", data)
 			}
-			for _, p := range []string{l.Args("token-webhook"), l.Config("token-webhook.kubeconfig")} {
+			for _, p := range []string{l.Args("auth-webhook"), l.Config("token-webhook.kubeconfig")} {
 				if _, err := os.Stat(p); err != nil {
 					t.Errorf("not created: %v", err)
 				}
@@ -276,17 +276,18 @@ func TestOlderArgsAreMigrated(t *testing.T) {
 
 func TestLiveAuthorizationChainIsReplacedAtStart(t *testing.T) {
 	l := prepared(t)
-	if err := os.WriteFile(l.Config("authorization.yaml"), authz.Render(authz.RBAC, true), 0o644); err != nil {
+	if err := os.WriteFile(l.Config("authorization.yaml"), authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Prepare(context.Background(), l, testOptions()); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.RBAC, false)) {
+	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.RBAC, false, l.Config("authorization-webhook.kubeconfig"))) {
 		t.Errorf("authorization.yaml:\n%s", data)
 	}
-	// A chain edited by hand is left alone.
-	edited := append(authz.Render(authz.RBAC, true), "# mine\n"...)
+	// A chain kubeseed did not write is left alone.
+	edited := []byte(strings.Replace(string(authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig"))),
+		"name: "+authz.DenyWebhookName, "name: my-webhook", 1))
 	if err := os.WriteFile(l.Config("authorization.yaml"), edited, 0o644); err != nil {
 		t.Fatal(err)
 	}

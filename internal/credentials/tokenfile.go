@@ -71,20 +71,20 @@ func (f TokenFile) Add(user string, groups []string) (string, error) {
 	return tok, nil
 }
 
-// Remove deletes every token of user and returns how many there were. A
-// user without tokens is an error and nothing is written.
-func (f TokenFile) Remove(user string) (int, error) {
-	removed := 0
+// Remove deletes every token of user and returns them. A user without
+// tokens is an error and nothing is written.
+func (f TokenFile) Remove(user string) ([]Token, error) {
+	var removed []Token
 	err := f.Update(func(tokens []Token) ([]Token, error) {
 		var keep []Token
 		for _, t := range tokens {
 			if t.User == user {
-				removed++
+				removed = append(removed, t)
 				continue
 			}
 			keep = append(keep, t)
 		}
-		if removed == 0 {
+		if len(removed) == 0 {
 			return nil, fmt.Errorf("%s has no token for user %q; see `kubeseed token list`", f.Path, user)
 		}
 		return keep, nil

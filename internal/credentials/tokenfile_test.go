@@ -48,9 +48,9 @@ func TestTokenFileAddRemove(t *testing.T) {
 	if st, _ := os.Stat(f.Path); st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %o, want 600", st.Mode().Perm())
 	}
-	n, err := f.Remove("bob")
-	if err != nil || n != 2 {
-		t.Fatalf("Remove = %d, %v; want 2", n, err)
+	removed, err := f.Remove("bob")
+	if err != nil || !sameTokens(removed, want[1:]) {
+		t.Fatalf("Remove = %+v, %v; want bob's 2 tokens", removed, err)
 	}
 	if tokens, _ = f.Load(); !sameTokens(tokens, want[:1]) {
 		t.Fatalf("after remove: %+v", tokens)

@@ -67,7 +67,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	}
 	sup := supervisor.New(
 		datastore.NewEtcd(l),
-		controlplane.NewTokenWebhook(l),
+		controlplane.NewAuthWebhook(l),
 		controlplane.NewAPIServer(l),
 		controlplane.NewControllerManager(l),
 		controlplane.NewScheduler(l),

@@ -17,7 +17,7 @@ const (
 	APIServerComponent         = "kube-apiserver"
 	ControllerManagerComponent = "kube-controller-manager"
 	SchedulerComponent         = "kube-scheduler"
-	TokenWebhookComponent      = "token-webhook"
+	AuthWebhookComponent       = "auth-webhook"
 )
 
 // Network defaults, as MicroK8s uses them.
@@ -34,7 +34,7 @@ const EtcdComponent = "etcd"
 func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 	return []*args.File{
 		EtcdArgs(l, nodeName, portOffset),
-		TokenWebhookArgs(l, portOffset),
+		AuthWebhookArgs(l, portOffset),
 		APIServerArgs(l, portOffset),
 		ControllerManagerArgs(l, portOffset),
 		SchedulerArgs(l, portOffset),
@@ -45,14 +45,17 @@ func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 func ConfigFiles(l datadir.Layout) map[string][]byte {
 	return map[string][]byte{
 		l.Config(AuthenticationConfigFile): []byte(authenticationConfig),
-		l.Config(authz.ConfigFile):         authz.Render(authz.AlwaysAllow, false),
+		l.Config(authz.ConfigFile):         authz.Render(authz.AlwaysAllow, false, l.Config(DenyWebhookKubeconfig)),
 	}
 }
 
-// TokenWebhookKubeconfig is kube-apiserver's kubeconfig for the token
-// webhook under config/. kubeseed derives it from args/token-webhook at
-// every start.
-const TokenWebhookKubeconfig = "token-webhook.kubeconfig"
+// Kubeconfigs of kube-apiserver for kubeseed's auth webhook, under
+// config/: token authentication, and the deny authorizer. kubeseed derives
+// them from args/auth-webhook at every start.
+const (
+	TokenWebhookKubeconfig = "token-webhook.kubeconfig"
+	DenyWebhookKubeconfig  = "authorization-webhook.kubeconfig"
+)
 
 // TokenWebhookCacheTTL bounds how long kube-apiserver trusts an answer of
 // the token webhook, so a removed token stops working within this time plus
@@ -190,15 +193,15 @@ func SchedulerArgs(l datadir.Layout, portOffset int) *args.File {
 	})
 }
 
-// TokenWebhookArgs renders args/token-webhook, kubeseed's token
-// authentication webhook for kube-apiserver.
-func TokenWebhookArgs(l datadir.Layout, portOffset int) *args.File {
+// AuthWebhookArgs renders args/auth-webhook, kubeseed's webhook for
+// kube-apiserver: token authentication and the deny authorizer.
+func AuthWebhookArgs(l datadir.Layout, portOffset int) *args.File {
 	const certs = "${DATA_DIR}/certs/"
-	return newArgs(l, TokenWebhookComponent, "Flags for kubeseed's token webhook, which checks bearer tokens for kube-apiserver.", [][2]string{
-		{"secure-port", port("token-webhook", portOffset)},
-		{"bind-address", bind("token-webhook")},
-		{"tls-cert-file", certs + "token-webhook.crt"},
-		{"tls-private-key-file", certs + "token-webhook.key"},
+	return newArgs(l, AuthWebhookComponent, "Flags for kubeseed's auth webhook: it checks bearer tokens (and ends the RBAC chain) for kube-apiserver.", [][2]string{
+		{"secure-port", port("auth-webhook", portOffset)},
+		{"bind-address", bind("auth-webhook")},
+		{"tls-cert-file", certs + "auth-webhook.crt"},
+		{"tls-private-key-file", certs + "auth-webhook.key"},
 		{"client-ca-file", certs + "ca.crt"},
 		{"token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv"},
 	})

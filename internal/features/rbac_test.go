@@ -40,6 +40,10 @@ func newLayout(t *testing.T) datadir.Layout {
 			t.Fatal(err)
 		}
 	}
+	// kube-apiserver's validation requires the deny webhook's kubeconfig.
+	if err := os.WriteFile(l.Config(defaults.DenyWebhookKubeconfig), []byte("apiVersion: v1\nkind: Config\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return l
 }
 
@@ -90,7 +94,7 @@ func TestRBACStoppedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(l.Config(authz.ConfigFile))
-	if string(data) != string(authz.Render(authz.RBAC, false)) {
+	if string(data) != string(authz.Render(authz.RBAC, false, l.Config("authorization-webhook.kubeconfig"))) {
 		t.Errorf("config after enable on a stopped node:\n%s", data)
 	}
 	if !strings.Contains(out.String(), "next start") {
@@ -106,7 +110,7 @@ func TestRBACStoppedNode(t *testing.T) {
 	if err := reg.Disable(context.Background(), "rbac", n); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, false)) {
+	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, false, l.Config("authorization-webhook.kubeconfig"))) {
 		t.Errorf("config after disable:\n%s", data)
 	}
 	out.Reset()
@@ -124,7 +128,7 @@ func TestRBACRunningNode(t *testing.T) {
 	if err := reg.Enable(context.Background(), "rbac", n); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.RBAC, true)) {
+	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig"))) {
 		t.Errorf("a running node needs the live chain:\n%s", data)
 	}
 	crb, err := cs.RbacV1().ClusterRoleBindings().Get(context.Background(), authz.KubeletClientBinding, metav1.GetOptions{})
@@ -140,7 +144,7 @@ func TestRBACRunningNode(t *testing.T) {
 	if err := reg.Disable(context.Background(), "rbac", n); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, true)) {
+	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, true, l.Config("authorization-webhook.kubeconfig"))) {
 		t.Errorf("config after disable:\n%s", data)
 	}
 }

@@ -45,8 +45,8 @@ type Spec struct {
 	Purpose    string
 }
 
-// TokenWebhookClientCN is the only client the token webhook answers.
-const TokenWebhookClientCN = "kube-apiserver-token-webhook-client"
+// AuthWebhookClientCN is the only client the auth webhook answers.
+const AuthWebhookClientCN = "kube-apiserver-auth-webhook-client"
 
 // NodeNameToken in a CommonName stands for the node's name.
 const NodeNameToken = "{node}"
@@ -73,10 +73,10 @@ var Table = []Spec{
 		Purpose: "kube-apiserver serving certificate"},
 	{Name: "apiserver-kubelet-client", CA: "ca", CommonName: "kube-apiserver-kubelet-client", Usages: clientAuth, Lifetime: Year,
 		Purpose: "kube-apiserver's identity towards kubelets"},
-	{Name: "token-webhook", CA: "ca", CommonName: "kubeseed-token-webhook", Usages: serverAuth, Lifetime: Year, SANs: LoopbackSANs,
-		Purpose: "token webhook serving certificate (loopback only)"},
-	{Name: "apiserver-token-webhook-client", CA: "ca", CommonName: TokenWebhookClientCN, Usages: clientAuth, Lifetime: Year,
-		Purpose: "kube-apiserver's identity towards the token webhook"},
+	{Name: "auth-webhook", CA: "ca", CommonName: "kubeseed-auth-webhook", Usages: serverAuth, Lifetime: Year, SANs: LoopbackSANs,
+		Purpose: "auth webhook serving certificate (loopback only)"},
+	{Name: "apiserver-auth-webhook-client", CA: "ca", CommonName: AuthWebhookClientCN, Usages: clientAuth, Lifetime: Year,
+		Purpose: "kube-apiserver's identity towards the auth webhook"},
 	{Name: "front-proxy-client", CA: "front-proxy-ca", CommonName: "front-proxy-client", Usages: clientAuth, Lifetime: Year,
 		Purpose: "kube-apiserver's identity towards aggregated API servers"},
 	{Name: "etcd-server", CA: "etcd-ca", CommonName: "etcd-server", Usages: bothAuth, Lifetime: Year, SANs: HostSANs,

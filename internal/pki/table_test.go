@@ -119,7 +119,7 @@ func TestIssuedCertificates(t *testing.T) {
 			{"proxy", "system:kube-proxy", ""},
 			{"controller", "system:kube-controller-manager", ""},
 			{"scheduler", "system:kube-scheduler", ""},
-			{"apiserver-token-webhook-client", "kube-apiserver-token-webhook-client", ""},
+			{"apiserver-auth-webhook-client", "kube-apiserver-auth-webhook-client", ""},
 		}
 		for _, c := range cases {
 			s := pairs[c.name].Cert.Subject
@@ -161,7 +161,7 @@ func TestIssuedCertificates(t *testing.T) {
 	})
 
 	t.Run("loopback SANs", func(t *testing.T) {
-		c := pairs["token-webhook"].Cert
+		c := pairs["auth-webhook"].Cert
 		if !slices.Equal(c.DNSNames, []string{"localhost"}) || !slices.Equal(ipStrings(c.IPAddresses), []string{"127.0.0.1"}) {
 			t.Errorf("SANs %v %v, want localhost and 127.0.0.1 only", c.DNSNames, ipStrings(c.IPAddresses))
 		}

@@ -89,10 +89,10 @@ var Table = []Service{
 		Note: "datastore peer traffic",
 	},
 	{
-		Name: "token-webhook", Component: "token-webhook", Port: 16444, Protocol: "tcp", Bind: BindLoopback, TLS: true,
-		Authn: "client certificate kube-apiserver-token-webhook-client, signed by the cluster CA", Authz: "kube-apiserver only",
+		Name: "auth-webhook", Component: "auth-webhook", Port: 16444, Protocol: "tcp", Bind: BindLoopback, TLS: true,
+		Authn: "client certificate kube-apiserver-auth-webhook-client, signed by the cluster CA", Authz: "kube-apiserver only",
 		Flag: "secure-port", Source: PortFlag,
-		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "apiserver-token-webhook-client",
+		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "apiserver-auth-webhook-client",
 		Note: "checks bearer tokens against credentials/known_tokens.csv for kube-apiserver; reloads the file on change",
 	},
 	{

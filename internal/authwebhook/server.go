@@ -1,4 +1,4 @@
-package tokenwebhook
+package authwebhook
 
 import (
 	"context"
@@ -15,15 +15,24 @@ import (
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 )
 
 // Paths served.
 const (
+	// AuthenticatePath answers TokenReviews from the token file.
 	AuthenticatePath = "/authenticate"
-	HealthPath       = "/healthz"
+	// DenyPath answers every SubjectAccessReview with "denied": it ends the
+	// RBAC chain that `kubeseed enable rbac` writes while kube-apiserver
+	// runs (see package authz).
+	DenyPath   = "/authorize/deny"
+	HealthPath = "/healthz"
 )
+
+// DenyReason is what a user denied by the deny webhook reads in the 403.
+const DenyReason = "RBAC is enabled and no Role, ClusterRole or Node rule allows this"
 
 // maxReviewBytes bounds a TokenReview request body.
 const maxReviewBytes = 1 << 20
@@ -86,6 +95,7 @@ func New(cfg Config, store *Store) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AuthenticatePath, s.authenticate)
+	mux.HandleFunc("POST "+DenyPath, s.deny)
 	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})
@@ -168,6 +178,26 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 	if u, ok := s.store.Authenticate(review.Spec.Token); ok {
 		resp.Status.Authenticated = true
 		resp.Status.User = u
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(&resp)
+}
+
+func (s *Server) deny(w http.ResponseWriter, r *http.Request) {
+	var review authzv1.SubjectAccessReview
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxReviewBytes))
+	if err := dec.Decode(&review); err != nil {
+		http.Error(w, "bad SubjectAccessReview: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	want := authzv1.SchemeGroupVersion.String()
+	if review.APIVersion != want || review.Kind != "SubjectAccessReview" {
+		http.Error(w, fmt.Sprintf("expected a %s SubjectAccessReview, got %s %s (set subjectAccessReviewVersion: v1)", want, review.APIVersion, review.Kind), http.StatusBadRequest)
+		return
+	}
+	resp := authzv1.SubjectAccessReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: want, Kind: "SubjectAccessReview"},
+		Status:   authzv1.SubjectAccessReviewStatus{Allowed: false, Denied: true, Reason: DenyReason},
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(&resp)

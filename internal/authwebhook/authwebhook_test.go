@@ -1,9 +1,10 @@
-package tokenwebhook
+package authwebhook
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -13,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	authzv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/util/webhook"
-	tokenwebhook "k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
+	upstreamtoken "k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
 
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
@@ -47,8 +49,8 @@ func TestStore(t *testing.T) {
 	}
 	cases := []struct {
 		name, token, user string
-		groups          []string
-		ok              bool
+		groups            []string
+		ok                bool
 	}{
 		{"admin", adminTok, "admin", []string{"system:masters"}, true},
 		{"no groups", bobTok, "bob", []string{}, true},
@@ -111,8 +113,8 @@ func pkiFiles(t *testing.T, dir string) {
 	}
 	specs := []pki.Spec{
 		{Name: "ca", CommonName: "test-ca", Lifetime: pki.Year},
-		mustSpec(t, "token-webhook"),
-		mustSpec(t, "apiserver-token-webhook-client"),
+		mustSpec(t, "auth-webhook"),
+		mustSpec(t, "apiserver-auth-webhook-client"),
 		pki.UserSpec("mallory", nil, time.Hour),
 	}
 	for _, spec := range specs {
@@ -143,7 +145,7 @@ func startServer(t *testing.T) (dir string, o *Options, tokens string) {
 	tokens = filepath.Join(dir, "known_tokens.csv")
 	writeFile(t, tokens, adminTok+",admin,admin,\"system:masters,devs\"\n")
 	o = NewOptions()
-	o.TLSCertFile, o.TLSKeyFile = filepath.Join(dir, "token-webhook.crt"), filepath.Join(dir, "token-webhook.key")
+	o.TLSCertFile, o.TLSKeyFile = filepath.Join(dir, "auth-webhook.crt"), filepath.Join(dir, "auth-webhook.key")
 	o.ClientCAFile, o.TokenAuthFile = filepath.Join(dir, "ca.crt"), tokens
 	o.ReloadInterval = 100 * time.Millisecond
 	if err := o.Validate(); err == nil {
@@ -182,10 +184,10 @@ func startServer(t *testing.T) (dir string, o *Options, tokens string) {
 
 // upstreamClient is kube-apiserver's own webhook token authenticator, built
 // from the kubeconfig kubeseed writes for it.
-func upstreamClient(t *testing.T, dir string, o *Options) *tokenwebhook.WebhookTokenAuthenticator {
+func upstreamClient(t *testing.T, dir string, o *Options) *upstreamtoken.WebhookTokenAuthenticator {
 	t.Helper()
 	data, err := ClientKubeconfig(o.URL(), filepath.Join(dir, "ca.crt"),
-		filepath.Join(dir, "apiserver-token-webhook-client.crt"), filepath.Join(dir, "apiserver-token-webhook-client.key"))
+		filepath.Join(dir, "apiserver-auth-webhook-client.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +197,7 @@ func upstreamClient(t *testing.T, dir string, o *Options) *tokenwebhook.WebhookT
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := tokenwebhook.New(cfg, "v1", authenticator.Audiences{"https://kubernetes.default.svc"},
+	a, err := upstreamtoken.New(cfg, "v1", authenticator.Audiences{"https://kubernetes.default.svc"},
 		wait.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +265,7 @@ func TestServerRefusesOtherClients(t *testing.T) {
 		}
 		return nil
 	}
-	if err := get("apiserver-token-webhook-client"); err != nil {
+	if err := get("apiserver-auth-webhook-client"); err != nil {
 		t.Errorf("kube-apiserver's certificate refused: %v", err)
 	}
 	if err := get(""); err == nil {
@@ -280,7 +282,7 @@ func TestServerRejectsBadReviews(t *testing.T) {
 	pool := x509.NewCertPool()
 	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	pool.AppendCertsFromPEM(caPEM)
-	c, err := tls.LoadX509KeyPair(filepath.Join(dir, "apiserver-token-webhook-client.crt"), filepath.Join(dir, "apiserver-token-webhook-client.key"))
+	c, err := tls.LoadX509KeyPair(filepath.Join(dir, "apiserver-auth-webhook-client.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +302,40 @@ func TestServerRejectsBadReviews(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("%s: HTTP %d, want 400", tc.name, resp.StatusCode)
 		}
+	}
+}
+
+func TestServerDenies(t *testing.T) {
+	dir, o, _ := startServer(t)
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	pool.AppendCertsFromPEM(caPEM)
+	c, err := tls.LoadX509KeyPair(filepath.Join(dir, "apiserver-auth-webhook-client.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{c}}}}
+	defer client.CloseIdleConnections()
+	sar := `{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"admin","groups":["system:masters"],"resourceAttributes":{"verb":"get","resource":"secrets"}}}`
+	resp, err := client.Post(o.DenyURL(), "application/json", strings.NewReader(sar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got authzv1.SubjectAccessReview
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || got.Status.Allowed || !got.Status.Denied || got.Kind != "SubjectAccessReview" || got.APIVersion != "authorization.k8s.io/v1" {
+		t.Errorf("HTTP %d, %+v", resp.StatusCode, got)
+	}
+	resp, err = client.Post(o.DenyURL(), "application/json", strings.NewReader(`{"apiVersion":"authorization.k8s.io/v1beta1","kind":"SubjectAccessReview"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("v1beta1 review: HTTP %d, want 400", resp.StatusCode)
 	}
 }
 

@@ -1,4 +1,4 @@
-package tokenwebhook
+package authwebhook
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
-// Options are the flags of args/token-webhook.
+// Options are the flags of args/auth-webhook.
 type Options struct {
 	SecurePort     int
 	BindAddress    string
@@ -32,12 +32,12 @@ type Options struct {
 func NewOptions() *Options {
 	return &Options{
 		BindAddress:    "127.0.0.1",
-		AllowedClients: []string{pki.TokenWebhookClientCN},
+		AllowedClients: []string{pki.AuthWebhookClientCN},
 		ReloadInterval: time.Second,
 	}
 }
 
-// AddFlags registers the flags args/token-webhook may set.
+// AddFlags registers the flags args/auth-webhook may set.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "HTTPS port")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "loopback address to listen on")
@@ -85,34 +85,41 @@ func (o *Options) Config() Config {
 	}
 }
 
-// URL is where kube-apiserver sends TokenReviews.
-func (o *Options) URL() string {
-	return "https://" + net.JoinHostPort(o.BindAddress, strconv.Itoa(o.SecurePort)) + AuthenticatePath
+// BaseURL is the webhook's https://host:port.
+func (o *Options) BaseURL() string {
+	return "https://" + net.JoinHostPort(o.BindAddress, strconv.Itoa(o.SecurePort))
 }
 
-// ClientKubeconfig is kube-apiserver's --authentication-token-webhook-config-file:
-// the webhook's URL and CA, and the client certificate to present. Files
-// are referenced by path, so no secret is copied into it.
+// URL is where kube-apiserver sends TokenReviews.
+func (o *Options) URL() string { return o.BaseURL() + AuthenticatePath }
+
+// DenyURL is where kube-apiserver sends SubjectAccessReviews for the deny
+// authorizer.
+func (o *Options) DenyURL() string { return o.BaseURL() + DenyPath }
+
+// ClientKubeconfig is a kubeconfig for kube-apiserver to reach the webhook
+// at url: its CA, and the client certificate to present. Files are
+// referenced by path, so no secret is copied into it.
 func ClientKubeconfig(url, caFile, certFile, keyFile string) ([]byte, error) {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["token-webhook"] = &clientcmdapi.Cluster{Server: url, CertificateAuthority: caFile}
+	cfg.Clusters["auth-webhook"] = &clientcmdapi.Cluster{Server: url, CertificateAuthority: caFile}
 	cfg.AuthInfos["kube-apiserver"] = &clientcmdapi.AuthInfo{ClientCertificate: certFile, ClientKey: keyFile}
-	cfg.Contexts["token-webhook"] = &clientcmdapi.Context{Cluster: "token-webhook", AuthInfo: "kube-apiserver"}
-	cfg.CurrentContext = "token-webhook"
+	cfg.Contexts["auth-webhook"] = &clientcmdapi.Context{Cluster: "auth-webhook", AuthInfo: "kube-apiserver"}
+	cfg.CurrentContext = "auth-webhook"
 	return clientcmd.Write(*cfg)
 }
 
-// ParseArgs reads args/token-webhook into options, the way the upstream
+// ParseArgs reads args/auth-webhook into options, the way the upstream
 // components' args files are read: an unknown flag or a bad value is
 // reported with the file and line.
 func ParseArgs(f *args.File, vars map[string]string) (*Options, error) {
 	o := NewOptions()
-	fs := pflag.NewFlagSet("token-webhook", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("auth-webhook", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o.AddFlags(fs)
 	err := f.Apply(vars, func(name, value string, hasValue bool) error {
 		if fs.Lookup(name) == nil {
-			return errors.New("unknown flag for token-webhook")
+			return errors.New("unknown flag for auth-webhook")
 		}
 		if !hasValue {
 			return errors.New("needs a value")

@@ -2,7 +2,7 @@
 // from credentials/known_tokens.csv. kube-apiserver reads --token-auth-file
 // once, at start; this webhook reloads the file when it changes, so `kubeseed
 // token add/remove` takes effect without restarting anything.
-package tokenwebhook
+package authwebhook
 
 import (
 	"crypto/sha256"

@@ -9,45 +9,45 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authwebhook"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
-	"github.com/kubeseed/kubeseed/internal/tokenwebhook"
 )
 
-// TokenWebhook serves kube-apiserver's token authentication webhook from
+// AuthWebhook serves kube-apiserver's token authentication webhook from
 // credentials/known_tokens.csv. It starts before the apiserver.
-type TokenWebhook struct {
+type AuthWebhook struct {
 	layout datadir.Layout
-	opts   *tokenwebhook.Options
-	srv    *tokenwebhook.Server
+	opts   *authwebhook.Options
+	srv    *authwebhook.Server
 	cancel context.CancelFunc
 	exited chan error
 }
 
-// NewTokenWebhook returns the component; it reads args/token-webhook at Init.
-func NewTokenWebhook(l datadir.Layout) *TokenWebhook {
-	return &TokenWebhook{layout: l, exited: make(chan error, 1)}
+// NewAuthWebhook returns the component; it reads args/auth-webhook at Init.
+func NewAuthWebhook(l datadir.Layout) *AuthWebhook {
+	return &AuthWebhook{layout: l, exited: make(chan error, 1)}
 }
 
-func (w *TokenWebhook) Name() string         { return defaults.TokenWebhookComponent }
-func (w *TokenWebhook) Exited() <-chan error { return w.exited }
+func (w *AuthWebhook) Name() string         { return defaults.AuthWebhookComponent }
+func (w *AuthWebhook) Exited() <-chan error { return w.exited }
 
 // Init parses the args file, loads the certificates and the token file.
-func (w *TokenWebhook) Init(ctx context.Context) error {
-	f, err := args.Load(w.layout.Args(defaults.TokenWebhookComponent))
+func (w *AuthWebhook) Init(ctx context.Context) error {
+	f, err := args.Load(w.layout.Args(defaults.AuthWebhookComponent))
 	if err != nil {
 		return err
 	}
-	o, err := tokenwebhook.ParseArgs(f, w.layout.Vars())
+	o, err := authwebhook.ParseArgs(f, w.layout.Vars())
 	if err != nil {
 		return err
 	}
-	store := tokenwebhook.NewStore(o.TokenAuthFile)
+	store := authwebhook.NewStore(o.TokenAuthFile)
 	if _, err := store.Reload(); err != nil {
 		return err
 	}
-	srv, err := tokenwebhook.New(o.Config(), store)
+	srv, err := authwebhook.New(o.Config(), store)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Path, err)
 	}
@@ -57,7 +57,7 @@ func (w *TokenWebhook) Init(ctx context.Context) error {
 }
 
 // Start binds the port and serves until Stop.
-func (w *TokenWebhook) Start(ctx context.Context) error {
+func (w *AuthWebhook) Start(ctx context.Context) error {
 	if err := w.srv.Listen(); err != nil {
 		return err
 	}
@@ -76,17 +76,17 @@ func (w *TokenWebhook) Start(ctx context.Context) error {
 }
 
 // Ready waits for /healthz, presenting kube-apiserver's client certificate.
-func (w *TokenWebhook) Ready(ctx context.Context) error {
-	tlsCfg, err := health.ClientTLS(w.layout.Cert("ca"), w.layout.Cert("apiserver-token-webhook-client"), w.layout.Key("apiserver-token-webhook-client"))
+func (w *AuthWebhook) Ready(ctx context.Context) error {
+	tlsCfg, err := health.ClientTLS(w.layout.Cert("ca"), w.layout.Cert("apiserver-auth-webhook-client"), w.layout.Key("apiserver-auth-webhook-client"))
 	if err != nil {
 		return err
 	}
-	url := strings.TrimSuffix(w.opts.URL(), tokenwebhook.AuthenticatePath) + tokenwebhook.HealthPath
+	url := strings.TrimSuffix(w.opts.URL(), authwebhook.AuthenticatePath) + authwebhook.HealthPath
 	return health.Wait(ctx, url, tlsCfg)
 }
 
 // Stop ends serving; kube-apiserver has stopped before this runs.
-func (w *TokenWebhook) Stop(ctx context.Context) error {
+func (w *AuthWebhook) Stop(ctx context.Context) error {
 	if w.cancel == nil {
 		return nil
 	}
