@@ -186,12 +186,16 @@ func startServer(t *testing.T) (dir string, o *Options, tokens string) {
 // from the kubeconfig kubeseed writes for it.
 func upstreamClient(t *testing.T, dir string, o *Options) *upstreamtoken.WebhookTokenAuthenticator {
 	t.Helper()
-	data, err := ClientKubeconfig(o.URL(), filepath.Join(dir, "ca.crt"),
-		filepath.Join(dir, "apiserver-auth-webhook-client.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.key"))
+	// Relative paths, as kubeseed writes them: resolved from the
+	// kubeconfig's directory.
+	data, err := ClientKubeconfig(o.URL(), "../ca.crt", "../apiserver-auth-webhook-client.crt", "../apiserver-auth-webhook-client.key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "token-webhook.kubeconfig")
+	if err := os.Mkdir(filepath.Join(dir, "config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config", "token-webhook.kubeconfig")
 	writeFile(t, path, string(data))
 	cfg, err := webhook.LoadKubeconfig(path, nil)
 	if err != nil {

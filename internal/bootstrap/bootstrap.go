@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -216,8 +217,9 @@ func startAuthorizationChain(ctx context.Context, l datadir.Layout) error {
 }
 
 // writeWebhookKubeconfigs derives kube-apiserver's kubeconfigs for the
-// auth webhook from args/auth-webhook, at every start, so they follow the
-// port in that file and the data dir's location. They hold file paths only.
+// auth webhook from args/auth-webhook, so they follow the port in that file.
+// They hold file paths only, relative to config/ (clientcmd resolves them
+// from the kubeconfig's directory), so a moved data dir keeps working.
 func writeWebhookKubeconfigs(l datadir.Layout) error {
 	f, err := args.Load(l.Args(defaults.AuthWebhookComponent))
 	if err != nil {
@@ -227,12 +229,19 @@ func writeWebhookKubeconfigs(l datadir.Layout) error {
 	if err != nil {
 		return err
 	}
+	rel := func(path string) string {
+		r, err := filepath.Rel(l.ConfigDir(), path)
+		if err != nil {
+			return path
+		}
+		return r
+	}
 	for name, url := range map[string]string{
 		defaults.TokenWebhookKubeconfig: o.URL(),
 		defaults.DenyWebhookKubeconfig:  o.DenyURL(),
 	} {
-		data, err := authwebhook.ClientKubeconfig(url, l.Cert("ca"),
-			l.Cert("apiserver-auth-webhook-client"), l.Key("apiserver-auth-webhook-client"))
+		data, err := authwebhook.ClientKubeconfig(url, rel(l.Cert("ca")),
+			rel(l.Cert("apiserver-auth-webhook-client")), rel(l.Key("apiserver-auth-webhook-client")))
 		if err != nil {
 			return err
 		}

@@ -96,8 +96,8 @@ func TestPrepareCreatesEverything(t *testing.T) {
 	}
 	whc := wh.Clusters[wh.Contexts[wh.CurrentContext].Cluster]
 	whu := wh.AuthInfos[wh.Contexts[wh.CurrentContext].AuthInfo]
-	if whc.Server != "https://127.0.0.1:16544/authenticate" || whc.CertificateAuthority != l.Cert("ca") ||
-		whu.ClientCertificate != l.Cert("apiserver-auth-webhook-client") || whu.ClientKey != l.Key("apiserver-auth-webhook-client") {
+	if whc.Server != "https://127.0.0.1:16544/authenticate" || whc.CertificateAuthority != "../certs/ca.crt" ||
+		whu.ClientCertificate != "../certs/apiserver-auth-webhook-client.crt" || whu.ClientKey != "../certs/apiserver-auth-webhook-client.key" {
 		t.Errorf("token webhook kubeconfig: %+v %+v", whc, whu)
 	}
 }

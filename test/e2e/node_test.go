@@ -26,10 +26,11 @@ var defaultPorts = map[string]int{
 	"kube-apiserver":          16443,
 	"kube-controller-manager": 10257,
 	"kube-scheduler":          10259,
+	"auth-webhook":            16444,
 }
 
 // loopbackOnly are the services bound to 127.0.0.1; the rest bind 0.0.0.0.
-var loopbackOnly = map[string]bool{"etcd-peer": true}
+var loopbackOnly = map[string]bool{"etcd-peer": true, "auth-webhook": true}
 
 // removedPorts must never listen.
 var removedPorts = []int{10251, 10252}
