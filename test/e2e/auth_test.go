@@ -557,3 +557,55 @@ func assertUnchanged(t *testing.T, before, after map[string]string) {
 		t.Errorf("files were added or removed: %d before, %d after", len(before), len(after))
 	}
 }
+
+// TestOlderDataDirMigrates starts a data dir whose args/kube-apiserver
+// comes from before the auth webhook (--token-auth-file, --authorization-mode):
+// kubeseed moves it to the webhook and the reloadable authorization config,
+// and RBAC can then be switched without a restart.
+func TestOlderDataDirMigrates(t *testing.T) {
+	n := newNode(t, freeOffset(t))
+	n.start()
+	n.stop()
+	path := n.path("args", "kube-apiserver")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(l, "--authentication-token-webhook-"), strings.HasPrefix(l, "--authorization-config="),
+			strings.HasPrefix(l, "--enable-admission-plugins="):
+			continue
+		}
+		lines = append(lines, l)
+	}
+	lines = append(lines, "--token-auth-file=${DATA_DIR}/credentials/known_tokens.csv", "--authorization-mode=AlwaysAllow")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(n.path("config", "authorization.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	n.start()
+	log, _ := os.ReadFile(n.log)
+	if !strings.Contains(string(log), "migrated "+path) {
+		t.Errorf("the args migration is not reported in the log")
+	}
+	data, _ = os.ReadFile(path)
+	for _, want := range []string{"--authorization-config=", "--authentication-token-webhook-config-file=", "--enable-admission-plugins=NodeRestriction"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("migrated args lack %s:\n%s", want, data)
+		}
+	}
+	for _, gone := range []string{"--token-auth-file", "--authorization-mode"} {
+		if strings.Contains(string(data), gone) {
+			t.Errorf("migrated args keep %s", gone)
+		}
+	}
+	bob := n.tokenAdd(t, "bob")
+	n.mustKubeseed("enable", "rbac")
+	if code := n.api(t, "GET", "/api/v1/secrets", bob); code != 403 {
+		t.Errorf("bob under RBAC after the migration: HTTP %d, want 403", code)
+	}
+}
