@@ -259,7 +259,7 @@ func TestServerRefusesOtherClients(t *testing.T) {
 		}
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 		defer c.CloseIdleConnections()
-		resp, err := c.Get(strings.TrimSuffix(o.URL(), AuthenticatePath) + HealthPath)
+		resp, err := c.Get(o.BaseURL() + HealthPath)
 		if err != nil {
 			return err
 		}

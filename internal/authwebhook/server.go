@@ -91,7 +91,6 @@ func New(cfg Config, store *Store) (*Server, error) {
 			}
 			return nil
 		},
-		NextProtos: []string{"h2", "http/1.1"},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AuthenticatePath, s.authenticate)
@@ -126,7 +125,8 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // until ctx ends or the server fails.
 func (s *Server) Serve(ctx context.Context) error {
 	go s.reloadLoop(ctx)
-	err := s.srv.Serve(tls.NewListener(s.ln, s.tls))
+	// Certificates come from TLSConfig; ServeTLS also enables HTTP/2.
+	err := s.srv.ServeTLS(s.ln, "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"k8s.io/klog/v2"
 
@@ -81,8 +80,7 @@ func (w *AuthWebhook) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	url := strings.TrimSuffix(w.opts.URL(), authwebhook.AuthenticatePath) + authwebhook.HealthPath
-	return health.Wait(ctx, url, tlsCfg)
+	return health.Wait(ctx, w.opts.BaseURL()+authwebhook.HealthPath, tlsCfg)
 }
 
 // Stop ends serving; kube-apiserver has stopped before this runs.

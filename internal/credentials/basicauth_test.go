@@ -84,6 +84,7 @@ func FuzzParseBasicAuth(f *testing.F) {
 		"pw,\"a\nb\",1\n",
 		"pw,u\"x,1\n",
 		"pw,u,1,\"a,\"\n",
+		",0 ,0", // a user with a space
 	} {
 		f.Add([]byte(s))
 	}
@@ -107,7 +108,7 @@ func FuzzParseBasicAuth(f *testing.F) {
 				}
 			}
 			// Every accepted user must become a valid token line.
-			tok := Token{Token: "t" + u.User, User: u.User, UID: u.UID, Groups: u.Groups}
+			tok := Token{Token: "tok", User: u.User, UID: u.UID, Groups: u.Groups}
 			if _, err := ParseTokens(tokensPath, FormatTokens([]Token{tok})); err != nil {
 				t.Fatalf("user %+v does not make a valid token line: %v", u, err)
 			}
