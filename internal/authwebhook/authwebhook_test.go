@@ -371,3 +371,49 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestServerTakesUpRenewedCertificate(t *testing.T) {
+	dir, o, _ := startServer(t)
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	pool.AppendCertsFromPEM(caPEM)
+	client, err := tls.LoadX509KeyPair(filepath.Join(dir, "apiserver-auth-webhook-client.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() string {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(o.BaseURL(), "https://"), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{client}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := served()
+	// Renew as certificate renewal does: same key, new .crt, renamed into place.
+	store := pki.Store{Dir: dir}
+	ca, err := store.Load(pki.Spec{Name: "ca", CommonName: "test-ca", Lifetime: pki.Year})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := mustSpec(t, "auth-webhook")
+	old, err := store.Load(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := pki.IssueWithKey(spec, pki.Inputs{}, ca, old.Key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Save(spec, renewed); err != nil {
+		t.Fatal(err)
+	}
+	want := renewed.Cert.SerialNumber.String()
+	deadline := time.Now().Add(5 * time.Second)
+	for served() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving %s after a renewal; want %s", before, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -58,9 +58,9 @@ type Server struct {
 
 // New loads the certificates and returns a server for store.
 func New(cfg Config, store *Store) (*Server, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	cert, err := newServingCert(cfg.CertFile, cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", cfg.CertFile, err)
+		return nil, err
 	}
 	caPEM, err := os.ReadFile(cfg.ClientCAFile)
 	if err != nil {
@@ -77,7 +77,8 @@ func New(cfg Config, store *Store) (*Server, error) {
 	s := &Server{cfg: cfg, store: store}
 	s.tls = &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
+		// Re-read on change: certificate renewal replaces the .crt live.
+		GetCertificate: cert.getCertificate,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 		// Every holder of a cluster-CA client certificate (each add-user
@@ -125,7 +126,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // until ctx ends or the server fails.
 func (s *Server) Serve(ctx context.Context) error {
 	go s.reloadLoop(ctx)
-	// Certificates come from TLSConfig; ServeTLS also enables HTTP/2.
+	// The certificate comes from TLSConfig; ServeTLS also enables HTTP/2.
 	err := s.srv.ServeTLS(s.ln, "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
