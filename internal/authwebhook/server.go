@@ -76,11 +76,11 @@ func New(cfg Config, store *Store) (*Server, error) {
 	allowed := slices.Clone(cfg.AllowedClients)
 	s := &Server{cfg: cfg, store: store}
 	s.tls = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
+		MinVersion: tls.VersionTLS12,
 		// Re-read on change: certificate renewal replaces the .crt live.
 		GetCertificate: cert.getCertificate,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientCAs:      pool,
 		// Every holder of a cluster-CA client certificate (each add-user
 		// user) passes the chain check; only kube-apiserver may probe tokens.
 		VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
