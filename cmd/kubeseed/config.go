@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubeseed/kubeseed/internal/credentials"
+	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
@@ -22,15 +23,10 @@ func newConfigCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ports, err := services.Ports(l)
-			if err != nil {
-				return fmt.Errorf("%w (has this node been started? `kubeseed start`)", err)
-			}
-			ip, err := hostinfo.DefaultIP()
+			server, err := defaultAPIServerURL(l)
 			if err != nil {
 				return err
 			}
-			server := "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(ports["kube-apiserver"]))
 			data, err := credentials.WithServer(l.AdminKubeconfig(), server)
 			if err != nil {
 				return err
@@ -39,4 +35,18 @@ func newConfigCommand(g *globalOptions) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// defaultAPIServerURL is the apiserver on this host's default-route IP, for
+// kubeconfigs used from other machines.
+func defaultAPIServerURL(l datadir.Layout) (string, error) {
+	ports, err := services.Ports(l)
+	if err != nil {
+		return "", fmt.Errorf("%w (has this node been started? `kubeseed start`)", err)
+	}
+	ip, err := hostinfo.DefaultIP()
+	if err != nil {
+		return "", err
+	}
+	return "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(ports["kube-apiserver"])), nil
 }

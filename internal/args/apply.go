@@ -42,3 +42,21 @@ func Load(path string) (*File, error) {
 func Expand(s string, vars map[string]string) (string, error) {
 	return expand(s, vars)
 }
+
+// Lookup returns the value of the flag's last occurrence with ${VAR}
+// references expanded, and its line (0 for a flag added with Set).
+func (f *File) Lookup(name string, vars map[string]string) (value string, line int, ok bool, err error) {
+	for _, a := range f.Args() {
+		if a.Name == name {
+			value, line, ok = a.Value, a.Line, true
+		}
+	}
+	if !ok {
+		return "", 0, false, nil
+	}
+	v, err := expand(value, vars)
+	if err != nil {
+		return "", line, true, errorAt(f.Path, line, "flag --%s: %s", name, err)
+	}
+	return v, line, true, nil
+}

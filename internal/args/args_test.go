@@ -360,3 +360,32 @@ func FuzzParse(f *testing.F) {
 		_, _ = file.Flags(map[string]string{"SNAP_DATA": "/d"})
 	})
 }
+
+func TestLookup(t *testing.T) {
+	f, err := Parse("args/x", []byte("--a=1\n# c\n--b=${DATA_DIR}/f\n--a=2\n--c=${NOPE}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"DATA_DIR": "/d"}
+	cases := []struct {
+		name, value string
+		line        int
+		ok          bool
+		err         string
+	}{
+		{"a", "2", 4, true, ""},
+		{"b", "/d/f", 3, true, ""},
+		{"missing", "", 0, false, ""},
+		{"c", "", 5, true, "args/x:5: flag --c: unknown variable ${NOPE}"},
+	}
+	for _, c := range cases {
+		v, line, ok, err := f.Lookup(c.name, vars)
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if v != c.value || line != c.line || ok != c.ok || gotErr != c.err {
+			t.Errorf("Lookup(%s) = %q, %d, %v, %q; want %q, %d, %v, %q", c.name, v, line, ok, gotErr, c.value, c.line, c.ok, c.err)
+		}
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authwebhook"
+	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -38,6 +40,8 @@ type Result struct {
 	FirstStart bool
 	Issued     []string
 	Created    []string
+	// Notices are one-line messages for the user: migrations done.
+	Notices []string
 }
 
 // Prepare makes the data dir ready to start. All user-editable inputs are
@@ -80,7 +84,19 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
-	if err := warnLegacyPasswordFile(ctx, l); err != nil {
+	if f, err := loadIfExists(l.Args(defaults.AuthWebhookComponent)); err != nil {
+		return nil, err
+	} else if f != nil {
+		if _, err := authwebhook.ParseArgs(f, l.Vars()); err != nil {
+			return nil, err
+		}
+	}
+	passwords, err := planPasswordMigration(l)
+	if err != nil {
+		return nil, err
+	}
+	argsMig, err := planArgsMigration(ctx, l)
+	if err != nil {
 		return nil, err
 	}
 
@@ -96,6 +112,9 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
+	if err := argsMig.apply(ctx, l, res); err != nil {
+		return nil, err
+	}
 	for _, f := range argFiles {
 		if err := create(res, f.Path, f.Bytes(), 0o644); err != nil {
 			return nil, err
@@ -106,10 +125,16 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
+	if err := startAuthorizationChain(ctx, l); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(l.TokenFile()); os.IsNotExist(err) {
 		res.Created = append(res.Created, l.TokenFile())
 	}
 	if _, err := credentials.EnsureTokenFile(l.TokenFile()); err != nil {
+		return nil, err
+	}
+	if err := passwords.apply(ctx, l, res); err != nil {
 		return nil, err
 	}
 	store := pki.Store{Dir: l.CertsDir()}
@@ -120,6 +145,9 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	}
 	res.Issued = issued
 	if err := ensureKubeconfigs(res, l, pairs); err != nil {
+		return nil, err
+	}
+	if err := writeWebhookKubeconfigs(l); err != nil {
 		return nil, err
 	}
 	if res.FirstStart {
@@ -167,15 +195,64 @@ func loadIfExists(path string) (*args.File, error) {
 	return args.Parse(path, data)
 }
 
-// warnLegacyPasswordFile refuses to ignore basic_auth.csv silently: upstream
-// removed password authentication in 1.19.
-func warnLegacyPasswordFile(ctx context.Context, l datadir.Layout) error {
-	path := l.Credential("basic_auth.csv")
-	ok, err := fsutil.Exists(path)
-	if err != nil || !ok {
+// startAuthorizationChain replaces a "live" authorization chain, written
+// by `kubeseed enable/disable rbac` while kube-apiserver ran, with the
+// plain chain of the same mode: the apiserver is not running yet, so the
+// entries kept only to satisfy its reload rule can go.
+func startAuthorizationChain(ctx context.Context, l datadir.Layout) error {
+	path := l.Config(authz.ConfigFile)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	start, ok := authz.StartForm(data, l.Config(defaults.DenyWebhookKubeconfig))
+	if !ok {
+		return nil
+	}
+	klog.FromContext(ctx).V(1).Info("Rewrote the authorization config with the start chain of its mode", "file", path)
+	return fsutil.WriteFileAtomic(path, start, 0o644)
+}
+
+// writeWebhookKubeconfigs derives kube-apiserver's kubeconfigs for the
+// auth webhook from args/auth-webhook, so they follow the port in that file.
+// They hold file paths only, relative to config/ (clientcmd resolves them
+// from the kubeconfig's directory), so a moved data dir keeps working.
+func writeWebhookKubeconfigs(l datadir.Layout) error {
+	f, err := args.Load(l.Args(defaults.AuthWebhookComponent))
+	if err != nil {
 		return err
 	}
-	klog.FromContext(ctx).Info("WARNING: the static password file is not used: kube-apiserver removed password authentication in v1.19. Give each user a token in known_tokens.csv instead.", "file", path)
+	o, err := authwebhook.ParseArgs(f, l.Vars())
+	if err != nil {
+		return err
+	}
+	rel := func(path string) string {
+		r, err := filepath.Rel(l.ConfigDir(), path)
+		if err != nil {
+			return path
+		}
+		return r
+	}
+	for name, url := range map[string]string{
+		defaults.TokenWebhookKubeconfig: o.URL(),
+		defaults.DenyWebhookKubeconfig:  o.DenyURL(),
+	} {
+		data, err := authwebhook.ClientKubeconfig(url, rel(l.Cert("ca")),
+			rel(l.Cert("apiserver-auth-webhook-client")), rel(l.Key("apiserver-auth-webhook-client")))
+		if err != nil {
+			return err
+		}
+		path := l.Config(name)
+		if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+			continue
+		}
+		if err := fsutil.WriteFileAtomic(path, data, 0o644); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -13,6 +13,9 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authz"
+	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
@@ -45,6 +48,8 @@ func TestPrepareCreatesEverything(t *testing.T) {
 		l.Credential("kubelet.config"), l.Credential("proxy.config"),
 		l.Args("etcd"), l.Args("kube-apiserver"), l.Args("kube-controller-manager"), l.Args("kube-scheduler"),
 		l.Config("authentication.yaml"), l.Cert("ca"), l.Key("serviceaccount"),
+		l.Args("auth-webhook"), l.Config("authorization.yaml"), l.Config("token-webhook.kubeconfig"),
+		l.Cert("auth-webhook"), l.Cert("apiserver-auth-webhook-client"), l.Config("authorization-webhook.kubeconfig"),
 	} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("missing %s", p)
@@ -72,8 +77,29 @@ func TestPrepareCreatesEverything(t *testing.T) {
 		t.Errorf("admin kubeconfig cluster: server %q, CA data %d bytes", cluster.Server, len(cluster.CertificateAuthorityData))
 	}
 	data, _ := os.ReadFile(l.Args("kube-apiserver"))
-	if !strings.Contains(string(data), "--secure-port=16543") || !strings.Contains(string(data), "--authorization-mode=AlwaysAllow") {
-		t.Errorf("args/kube-apiserver:\n%s", data)
+	for _, want := range []string{"--secure-port=16543", "--authorization-config=${DATA_DIR}/config/authorization.yaml",
+		"--authentication-token-webhook-config-file=${DATA_DIR}/config/token-webhook.kubeconfig", "--enable-admission-plugins=NodeRestriction"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("args/kube-apiserver lacks %s:\n%s", want, data)
+		}
+	}
+	for _, unwanted := range []string{"--token-auth-file", "--authorization-mode"} {
+		if strings.Contains(string(data), unwanted) {
+			t.Errorf("args/kube-apiserver has %s:\n%s", unwanted, data)
+		}
+	}
+	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.AlwaysAllow, false, l.Config("authorization-webhook.kubeconfig"))) {
+		t.Errorf("authorization.yaml is not AlwaysAllow:\n%s", data)
+	}
+	wh, err := clientcmd.LoadFromFile(l.Config("token-webhook.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whc := wh.Clusters[wh.Contexts[wh.CurrentContext].Cluster]
+	whu := wh.AuthInfos[wh.Contexts[wh.CurrentContext].AuthInfo]
+	if whc.Server != "https://127.0.0.1:16544/authenticate" || whc.CertificateAuthority != "../certs/ca.crt" ||
+		whu.ClientCertificate != "../certs/apiserver-auth-webhook-client.crt" || whu.ClientKey != "../certs/apiserver-auth-webhook-client.key" {
+		t.Errorf("token webhook kubeconfig: %+v %+v", whc, whu)
 	}
 }
 
@@ -101,11 +127,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"token column count", func(l datadir.Layout) string { return l.TokenFile() }, "abc,def", "known_tokens.csv:2:"},
 		{"token empty", func(l datadir.Layout) string { return l.TokenFile() }, ",bob,bob", "known_tokens.csv:2: empty token"},
 		{"args syntax", func(l datadir.Layout) string { return l.Args("kube-scheduler") }, "-v 2", "kube-scheduler:"},
+		{"auth webhook flag", func(l datadir.Layout) string { return l.Args("auth-webhook") }, "--no-such=1", "args/auth-webhook:9: --no-such: unknown flag for auth-webhook"},
+		{"auth webhook public bind", func(l datadir.Layout) string { return l.Args("auth-webhook") }, "--bind-address=0.0.0.0", "must be a loopback IP"},
+		{"password file", func(l datadir.Layout) string { return l.Credential("basic_auth.csv") }, "pw,alice,1\npw,,2", "basic_auth.csv:2: empty user"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := prepared(t)
-			f, err := os.OpenFile(c.file(l), os.O_APPEND|os.O_WRONLY, 0)
+			f, err := os.OpenFile(c.file(l), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,14 +154,149 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
-func TestLegacyPasswordFileIsNotIgnoredSilently(t *testing.T) {
+func TestPasswordFileMigratesToTokens(t *testing.T) {
 	l := prepared(t)
-	if err := os.WriteFile(l.Credential("basic_auth.csv"), []byte("pw,user,uid\n"), 0o600); err != nil {
+	path := l.Credential("basic_auth.csv")
+	if err := os.WriteFile(path, []byte("pw1,alice,uid-a\npw2,bob,uid-b,\"devs,system:masters\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Prepare logs a warning; it must not fail the start.
+	res, err := Prepare(context.Background(), l, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "migrated 2 user(s) (alice, bob)") {
+		t.Errorf("notices %q", res.Notices)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("%s still exists: %v", path, err)
+	}
+	st, err := os.Stat(path + ".migrated")
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s.migrated: %v", path, err)
+	}
+	tokens, err := credentials.TokenFile{Path: l.TokenFile()}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]credentials.Token{}
+	for _, tok := range tokens {
+		got[tok.User] = tok
+	}
+	if a := got["alice"]; a.UID != "uid-a" || len(a.Groups) != 0 || len(a.Token) != 43 {
+		t.Errorf("alice: %+v", a)
+	}
+	if b := got["bob"]; b.UID != "uid-b" || strings.Join(b.Groups, ",") != "devs,system:masters" {
+		t.Errorf("bob: %+v", b)
+	}
+	for _, tok := range tokens {
+		if tok.Token == "pw1" || tok.Token == "pw2" {
+			t.Errorf("a password became a token: %+v", tok)
+		}
+	}
+	if got["admin"].Token == "" {
+		t.Error("the admin token is gone")
+	}
+
+	// A second file while the .migrated one exists: refused, nothing changes.
+	if err := os.WriteFile(path, []byte("pw3,carol,3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := hashTree(t, l.Root)
+	if _, err := Prepare(context.Background(), l, testOptions()); err == nil || !strings.Contains(err.Error(), "basic_auth.csv.migrated exists") {
+		t.Fatalf("second migration: %v", err)
+	}
+	assertSame(t, before, hashTree(t, l.Root))
+}
+
+// TestOlderArgsAreMigrated starts from the args/kube-apiserver of a data
+// dir made before the token webhook and structured authorization.
+func TestOlderArgsAreMigrated(t *testing.T) {
+	cases := []struct {
+		name, mode string
+		want       authz.Mode
+	}{
+		{"AlwaysAllow", "AlwaysAllow", authz.AlwaysAllow},
+		{"RBAC", "RBAC,Node", authz.RBAC},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := prepared(t)
+			f, err := args.Load(l.Args("kube-apiserver"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"authentication-token-webhook-config-file", "authentication-token-webhook-version",
+				"authentication-token-webhook-cache-ttl", "authorization-config", "enable-admission-plugins"} {
+				f.Remove(name)
+			}
+			f.Set("token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv")
+			f.Set("authorization-mode", c.mode)
+			if err := os.WriteFile(f.Path, f.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{l.Config("authorization.yaml"), l.Args("auth-webhook"), l.Config("token-webhook.kubeconfig")} {
+				os.Remove(p)
+			}
+			res, err := Prepare(context.Background(), l, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "--authorization-mode="+c.mode+" replaced") {
+				t.Errorf("notices %q", res.Notices)
+			}
+			f, err = args.Load(l.Args("kube-apiserver"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, gone := range []string{"token-auth-file", "authorization-mode"} {
+				if _, ok := f.Get(gone); ok {
+					t.Errorf("--%s still set", gone)
+				}
+			}
+			for name, want := range map[string]string{
+				"authorization-config":                     "${DATA_DIR}/config/authorization.yaml",
+				"authentication-token-webhook-config-file": "${DATA_DIR}/config/token-webhook.kubeconfig",
+				"enable-admission-plugins":                 "NodeRestriction",
+			} {
+				if v, _ := f.Get(name); v != want {
+					t.Errorf("--%s=%q, want %q", name, v, want)
+				}
+			}
+			data, _ := os.ReadFile(l.Config("authorization.yaml"))
+			if string(data) != string(authz.Render(c.want, false, l.Config("authorization-webhook.kubeconfig"))) {
+				t.Errorf("authorization.yaml:\n%s", data)
+			}
+			for _, p := range []string{l.Args("auth-webhook"), l.Config("token-webhook.kubeconfig")} {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("not created: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLiveAuthorizationChainIsReplacedAtStart(t *testing.T) {
+	l := prepared(t)
+	if err := os.WriteFile(l.Config("authorization.yaml"), authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig")), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Prepare(context.Background(), l, testOptions()); err != nil {
 		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.RBAC, false, l.Config("authorization-webhook.kubeconfig"))) {
+		t.Errorf("authorization.yaml:\n%s", data)
+	}
+	// A chain kubeseed did not write is left alone.
+	edited := []byte(strings.Replace(string(authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig"))),
+		"name: "+authz.DenyWebhookName, "name: my-webhook", 1))
+	if err := os.WriteFile(l.Config("authorization.yaml"), edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Prepare(context.Background(), l, testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(edited) {
+		t.Errorf("an edited chain was rewritten:\n%s", data)
 	}
 }
 

@@ -27,61 +27,107 @@ type Token struct {
 // line with enough commas would even become a token), so comments are
 // rejected rather than skipped.
 func ParseTokens(path string, data []byte) ([]Token, error) {
-	r := csv.NewReader(bytes.NewReader(data))
-	r.FieldsPerRecord = -1
-
 	var tokens []Token
 	firstLine := map[string]int{} // token -> line of its first occurrence
+	err := readRecords(path, data, tokenFormat, func(rec []string, line func(int) int) error {
+		t := Token{Token: rec[0], User: rec[1], UID: rec[2], Line: line(0)}
+		switch {
+		case t.Token == "":
+			return fmt.Errorf("%s:%d: empty token", path, t.Line)
+		case strings.IndexFunc(t.Token, unicode.IsSpace) >= 0:
+			return fmt.Errorf("%s:%d: token contains whitespace", path, t.Line)
+		case hasControl(t.Token):
+			return fmt.Errorf("%s:%d: token contains a control character", path, t.Line)
+		}
+		if err := checkIdentity(path, rec, line); err != nil {
+			return err
+		}
+		if first, dup := firstLine[t.Token]; dup {
+			return fmt.Errorf("%s:%d: duplicate token (first defined on line %d)", path, t.Line, first)
+		}
+		firstLine[t.Token] = t.Line
+		groups, err := groupsColumn(path, rec, line)
+		if err != nil {
+			return err
+		}
+		t.Groups = groups
+		tokens = append(tokens, t)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tokens, nil
+}
+
+// csvFormat describes a credentials CSV file in errors.
+type csvFormat struct {
+	header     string // the columns
+	commentWhy string // why a "#" line is not a comment
+}
+
+var tokenFormat = csvFormat{
+	header:     "token,user,uid[,groups]",
+	commentWhy: "kube-apiserver reads every line as a token",
+}
+
+// readRecords reads a credentials CSV file of 3 or 4 columns and hands each
+// record to fn with a function giving the line of a field. Errors carry
+// path:line.
+func readRecords(path string, data []byte, f csvFormat, fn func(rec []string, line func(int) int) error) error {
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
 	for {
 		rec, err := r.Read()
 		if err == io.EOF {
-			return tokens, nil
+			return nil
 		}
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("%s:%d: column %d: %w", path, pe.Line, pe.Column, pe.Err)
+				return fmt.Errorf("%s:%d: column %d: %w", path, pe.Line, pe.Column, pe.Err)
 			}
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		line := func(field int) int {
 			l, _ := r.FieldPos(field)
 			return l
 		}
 		if strings.HasPrefix(rec[0], "#") {
-			return nil, fmt.Errorf("%s:%d: comments are not allowed: kube-apiserver reads every line as a token", path, line(0))
+			return fmt.Errorf("%s:%d: comments are not allowed: %s", path, line(0), f.commentWhy)
 		}
 		if n := len(rec); n < 3 || n > 4 {
-			return nil, fmt.Errorf("%s:%d: expected 3 or 4 columns (token,user,uid[,groups]), got %d", path, line(0), n)
+			return fmt.Errorf("%s:%d: expected 3 or 4 columns (%s), got %d", path, line(0), f.header, n)
 		}
-		t := Token{Token: rec[0], User: rec[1], UID: rec[2], Line: line(0)}
-		switch {
-		case t.Token == "":
-			return nil, fmt.Errorf("%s:%d: empty token", path, t.Line)
-		case strings.IndexFunc(t.Token, unicode.IsSpace) >= 0:
-			return nil, fmt.Errorf("%s:%d: token contains whitespace", path, t.Line)
-		case hasControl(t.Token):
-			return nil, fmt.Errorf("%s:%d: token contains a control character", path, t.Line)
-		case t.User == "":
-			return nil, fmt.Errorf("%s:%d: empty user", path, line(1))
-		case hasControl(t.User):
-			return nil, fmt.Errorf("%s:%d: user contains a control character", path, line(1))
-		case hasControl(t.UID):
-			return nil, fmt.Errorf("%s:%d: uid contains a control character", path, line(2))
+		if err := fn(rec, line); err != nil {
+			return err
 		}
-		if first, dup := firstLine[t.Token]; dup {
-			return nil, fmt.Errorf("%s:%d: duplicate token (first defined on line %d)", path, t.Line, first)
-		}
-		firstLine[t.Token] = t.Line
-		if len(rec) == 4 {
-			groups, err := parseGroups(rec[3])
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", path, line(3), err)
-			}
-			t.Groups = groups
-		}
-		tokens = append(tokens, t)
 	}
+}
+
+// checkIdentity validates the user and uid columns.
+func checkIdentity(path string, rec []string, line func(int) int) error {
+	switch {
+	case rec[1] == "":
+		return fmt.Errorf("%s:%d: empty user", path, line(1))
+	case hasControl(rec[1]):
+		return fmt.Errorf("%s:%d: user contains a control character", path, line(1))
+	case hasControl(rec[2]):
+		return fmt.Errorf("%s:%d: uid contains a control character", path, line(2))
+	}
+	return nil
+}
+
+// groupsColumn parses the optional fourth column.
+func groupsColumn(path string, rec []string, line func(int) int) ([]string, error) {
+	if len(rec) < 4 {
+		return nil, nil
+	}
+	groups, err := parseGroups(rec[3])
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: %w", path, line(3), err)
+	}
+	return groups, nil
 }
 
 // hasControl reports a control character. Besides being meaningless in a

@@ -72,6 +72,9 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	} else if len(res.Issued)+len(res.Created) > 0 {
 		progress(fmt.Sprintf("re-created missing files: %v %v", res.Issued, res.Created))
 	}
+	for _, n := range res.Notices {
+		progress(n)
+	}
 	if err := CheckPorts(l); err != nil {
 		return err
 	}
@@ -88,6 +91,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	sup := supervisor.New(
 		containerruntime.New(l, adapt),
 		datastore.NewEtcd(l),
+		controlplane.NewAuthWebhook(l),
 		controlplane.NewAPIServer(l),
 		controlplane.NewControllerManager(l),
 		controlplane.NewScheduler(l),
@@ -100,6 +104,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 			HostIPs: hostinfo.HostIPs,
 			AfterOp: o.AfterOp,
 		}, o.Renewal),
+		controlplane.NewClusterObjects(l),
 	)
 	sup.Progress = progress
 	err = sup.Run(ctx, o.Ready)

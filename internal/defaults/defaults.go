@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
@@ -17,6 +18,7 @@ const (
 	APIServerComponent         = "kube-apiserver"
 	ControllerManagerComponent = "kube-controller-manager"
 	SchedulerComponent         = "kube-scheduler"
+	AuthWebhookComponent       = "auth-webhook"
 )
 
 // Network defaults, as MicroK8s uses them.
@@ -33,6 +35,7 @@ const EtcdComponent = "etcd"
 func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 	return []*args.File{
 		EtcdArgs(l, nodeName, portOffset),
+		AuthWebhookArgs(l, portOffset),
 		APIServerArgs(l, portOffset),
 		ControllerManagerArgs(l, portOffset),
 		SchedulerArgs(l, portOffset),
@@ -49,8 +52,23 @@ func ConfigFiles(l datadir.Layout, portOffset int) map[string][]byte {
 		l.Args(KubeletConfigFile):                                 KubeletConfig(portOffset),
 		l.Args(ContainerdConfigTemplate):                          ContainerdConfig(),
 		filepath.Join(l.Args(CNIConfDir), "10-kubeseed.conflist"): CNIConfig(l),
+		l.Config(authz.ConfigFile):                                authz.Render(authz.AlwaysAllow, false, l.Config(DenyWebhookKubeconfig)),
 	}
 }
+
+// Kubeconfigs of kube-apiserver for kubeseed's auth webhook, under
+// config/: token authentication, and the deny authorizer. kubeseed derives
+// them from args/auth-webhook at every start.
+const (
+	TokenWebhookKubeconfig = "token-webhook.kubeconfig"
+	DenyWebhookKubeconfig  = "authorization-webhook.kubeconfig"
+)
+
+// TokenWebhookCacheTTL bounds how long kube-apiserver trusts an answer of
+// the token webhook, so a removed token stops working within this time plus
+// the webhook's reload interval. It equals the apiserver's own token cache
+// TTL (10s), which it would otherwise warn about.
+const TokenWebhookCacheTTL = "10s"
 
 // AuthenticationConfigFile is the structured authentication config under config/.
 const AuthenticationConfigFile = "authentication.yaml"
@@ -96,9 +114,17 @@ func APIServerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"tls-cert-file", certs + "server.crt"},
 		{"tls-private-key-file", certs + "server.key"},
 		{"client-ca-file", certs + "ca.crt"},
-		{"token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv"},
 		{"authentication-config", "${DATA_DIR}/config/" + AuthenticationConfigFile},
-		{"authorization-mode", "AlwaysAllow"},
+		// Static tokens go through kubeseed's webhook, which reloads
+		// known_tokens.csv; --token-auth-file is read once, at start.
+		{"authentication-token-webhook-config-file", "${DATA_DIR}/config/" + TokenWebhookKubeconfig},
+		{"authentication-token-webhook-version", "v1"},
+		{"authentication-token-webhook-cache-ttl", TokenWebhookCacheTTL},
+		// AlwaysAllow or Node,RBAC; reloaded on change (kubeseed enable rbac).
+		{"authorization-config", "${DATA_DIR}/config/" + authz.ConfigFile},
+		// Admission plugins cannot be added at run time, so NodeRestriction
+		// is on from the first start, whatever the authorization mode.
+		{"enable-admission-plugins", "NodeRestriction"},
 		{"service-account-issuer", "https://kubernetes.default.svc"},
 		{"service-account-key-file", certs + "serviceaccount.key"},
 		{"service-account-signing-key-file", certs + "serviceaccount.key"},
@@ -171,6 +197,20 @@ func SchedulerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"requestheader-client-ca-file", certs + "front-proxy-ca.crt"},
 		{"leader-elect", "false"}, // single node; clustering turns it on
 		{"profiling", "false"},
+	})
+}
+
+// AuthWebhookArgs renders args/auth-webhook, kubeseed's webhook for
+// kube-apiserver: token authentication and the deny authorizer.
+func AuthWebhookArgs(l datadir.Layout, portOffset int) *args.File {
+	const certs = "${DATA_DIR}/certs/"
+	return newArgs(l, AuthWebhookComponent, "Flags for kubeseed's auth webhook: it checks bearer tokens (and ends the RBAC chain) for kube-apiserver.", [][2]string{
+		{"secure-port", port("auth-webhook", portOffset)},
+		{"bind-address", bind("auth-webhook")},
+		{"tls-cert-file", certs + "auth-webhook.crt"},
+		{"tls-private-key-file", certs + "auth-webhook.key"},
+		{"client-ca-file", certs + "ca.crt"},
+		{"token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv"},
 	})
 }
 

@@ -77,6 +77,9 @@ func (s Spec) AltNames(in Inputs) (AltNames, error) {
 			an.DNS = append(an.DNS, in.NodeName)
 		}
 		an.IPs = append([]net.IP{net.IPv4(127, 0, 0, 1)}, in.HostIPs...)
+	case LoopbackSANs:
+		an.DNS = []string{"localhost"}
+		an.IPs = []net.IP{net.IPv4(127, 0, 0, 1)}
 	}
 	return an.dedup(), nil
 }

@@ -19,6 +19,8 @@ const (
 	TemplateSANs
 	// HostSANs: localhost, 127.0.0.1, the node name and the host's IPs.
 	HostSANs
+	// LoopbackSANs: localhost and 127.0.0.1, for loopback-only services.
+	LoopbackSANs
 )
 
 var (
@@ -48,6 +50,9 @@ type Spec struct {
 	Purpose           string
 }
 
+// AuthWebhookClientCN is the only client the auth webhook answers.
+const AuthWebhookClientCN = "kube-apiserver-auth-webhook-client"
+
 // NodeNameToken in a CommonName stands for the node's name.
 const NodeNameToken = "{node}"
 
@@ -73,6 +78,10 @@ var Table = []Spec{
 		Purpose: "kube-apiserver serving certificate"},
 	{Name: "apiserver-kubelet-client", CA: "ca", CommonName: "kube-apiserver-kubelet-client", Usages: clientAuth, Lifetime: Year,
 		Purpose: "kube-apiserver's identity towards kubelets"},
+	{Name: "auth-webhook", CA: "ca", CommonName: "kubeseed-auth-webhook", Usages: serverAuth, Lifetime: Year, SANs: LoopbackSANs,
+		Purpose: "auth webhook serving certificate (loopback only)"},
+	{Name: "apiserver-auth-webhook-client", CA: "ca", CommonName: AuthWebhookClientCN, Usages: clientAuth, Lifetime: Year,
+		Purpose: "kube-apiserver's identity towards the auth webhook"},
 	{Name: "front-proxy-client", CA: "front-proxy-ca", CommonName: "front-proxy-client", Usages: clientAuth, Lifetime: Year,
 		Purpose: "kube-apiserver's identity towards aggregated API servers"},
 	{Name: "etcd-server", CA: "etcd-ca", CommonName: "etcd-server", Usages: bothAuth, Lifetime: Year, SANs: HostSANs,
@@ -119,4 +128,12 @@ func Lookup(name string) (Spec, bool) {
 		}
 	}
 	return Spec{}, false
+}
+
+// UserSpec is a client certificate for a user added at run time (kubeseed
+// add-user). It is not part of Table: users come and go, and their
+// certificates are handed out in kubeconfigs rather than kept under certs/.
+func UserSpec(name string, groups []string, lifetime time.Duration) Spec {
+	return Spec{Name: "user-" + name, CA: "ca", CommonName: name, Organization: groups,
+		Usages: clientAuth, Lifetime: lifetime, Purpose: "user " + name}
 }

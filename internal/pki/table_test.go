@@ -119,6 +119,7 @@ func TestIssuedCertificates(t *testing.T) {
 			{"proxy", "system:kube-proxy", ""},
 			{"controller", "system:kube-controller-manager", ""},
 			{"scheduler", "system:kube-scheduler", ""},
+			{"apiserver-auth-webhook-client", "kube-apiserver-auth-webhook-client", ""},
 		}
 		for _, c := range cases {
 			s := pairs[c.name].Cert.Subject
@@ -156,6 +157,35 @@ func TestIssuedCertificates(t *testing.T) {
 		}
 		if got := ipStrings(c.IPAddresses); !slices.Equal(got, []string{"127.0.0.1", "192.0.2.10", "fd00::10"}) {
 			t.Errorf("IP SANs %v", got)
+		}
+	})
+
+	t.Run("loopback SANs", func(t *testing.T) {
+		c := pairs["auth-webhook"].Cert
+		if !slices.Equal(c.DNSNames, []string{"localhost"}) || !slices.Equal(ipStrings(c.IPAddresses), []string{"127.0.0.1"}) {
+			t.Errorf("SANs %v %v, want localhost and 127.0.0.1 only", c.DNSNames, ipStrings(c.IPAddresses))
+		}
+	})
+
+	t.Run("user certificate", func(t *testing.T) {
+		spec := UserSpec("alice", []string{"devs", "ops"}, 30*24*time.Hour)
+		kp, err := Issue(spec, Inputs{}, pairs["ca"], now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(spec, kp, pairs["ca"]); err != nil {
+			t.Fatal(err)
+		}
+		s := kp.Cert.Subject
+		// DER sorts a SET, so the order of O values is not kept.
+		if s.CommonName != "alice" || !slices.Equal(slices.Sorted(slices.Values(s.Organization)), []string{"devs", "ops"}) {
+			t.Errorf("subject %v", s)
+		}
+		if got := kp.Cert.NotAfter.Sub(now); got != 30*24*time.Hour {
+			t.Errorf("lifetime %s", got)
+		}
+		if len(kp.Cert.DNSNames)+len(kp.Cert.IPAddresses) != 0 {
+			t.Errorf("a user certificate has SANs")
 		}
 	})
 

@@ -99,9 +99,16 @@ var Table = []Service{
 		Note: "datastore peer traffic",
 	},
 	{
+		Name: "auth-webhook", Component: "auth-webhook", Port: 16444, Protocol: "tcp", Bind: BindLoopback, TLS: true,
+		Authn: "client certificate kube-apiserver-auth-webhook-client, signed by the cluster CA", Authz: "kube-apiserver only",
+		Flag: "secure-port", Source: PortFlag,
+		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "apiserver-auth-webhook-client",
+		Note: "kubeseed's webhook for kube-apiserver: checks bearer tokens against credentials/known_tokens.csv (reloaded on change) and ends the RBAC chain after `enable rbac`",
+	},
+	{
 		Name: "kube-apiserver", Component: "kube-apiserver", Port: 16443, Protocol: "tcp", Bind: BindHost, TLS: true,
-		Authn: "static token file, X.509 client certificates; anonymous only on /healthz, /livez, /readyz",
-		Authz: "AlwaysAllow (RBAC with `enable rbac`)",
+		Authn: "static token file (through auth-webhook), X.509 client certificates; anonymous only on /healthz, /livez, /readyz",
+		Authz: "AlwaysAllow; Node,RBAC after `kubeseed enable rbac`",
 		Flag:  "secure-port", Source: PortFlag,
 		HealthPath: "/readyz", TrustCA: "ca",
 		Note: "Kubernetes API",

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/certrenew"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -77,10 +79,7 @@ func (r *Report) Ready() bool {
 // Collect probes the node described by l; pid is the running process (0:
 // not running, and services are not probed).
 func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Report, error) {
-	r := &Report{PID: pid}
-	if f, err := args.Load(l.Args(defaults.APIServerComponent)); err == nil {
-		r.Authorization, _ = f.Get("authorization-mode")
-	}
+	r := &Report{PID: pid, Authorization: Authorization(l)}
 	ports, err := services.Ports(l)
 	if err != nil {
 		return nil, err
@@ -122,6 +121,34 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 		}
 	}
 	return r, nil
+}
+
+// Authorization describes kube-apiserver's authorization as its args file
+// and --authorization-config say, e.g. "AlwaysAllow" or "Node,RBAC".
+func Authorization(l datadir.Layout) string {
+	f, err := args.Load(l.Args(defaults.APIServerComponent))
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	path, _, ok, err := f.Lookup("authorization-config", l.Vars())
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	if !ok {
+		if mode, ok := f.Get("authorization-mode"); ok {
+			return mode
+		}
+		return "AlwaysAllow" // kube-apiserver's default
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	chain, err := authz.Parse(path, data)
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return chain.Effective()
 }
 
 func probe(ctx context.Context, l datadir.Layout, s services.Service, port int) error {

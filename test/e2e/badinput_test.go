@@ -72,6 +72,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}, []string{"runc is not installed", "apt-get install runc"}},
 		{"unknown flag in args/kubelet", appendLine("args/kubelet", "--read-only-port=10255"),
 			[]string{"args/kubelet:", "--read-only-port", "unknown flag"}},
+		{"password file with an empty user", func(t *testing.T, n *node) {
+			if err := os.WriteFile(n.path("credentials", "basic_auth.csv"), []byte("pw,alice,1\npw2,,2\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"basic_auth.csv:2:", "empty user"}},
+		{"public bind in args/auth-webhook", appendLine("args/auth-webhook", "--bind-address=0.0.0.0"),
+			[]string{"args/auth-webhook:", "must be a loopback IP"}},
 		{"apiserver port in use", func(t *testing.T, n *node) {
 			ln, err := net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(n.port("kube-apiserver")))
 			if err != nil {

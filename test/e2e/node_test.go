@@ -33,12 +33,13 @@ var defaultPorts = map[string]int{
 	"kubelet-healthz":         10248,
 	"kube-proxy-metrics":      10249,
 	"kube-proxy-healthz":      10256,
+	"auth-webhook":            16444,
 }
 
 // loopbackOnly are the services bound to 127.0.0.1; the rest bind 0.0.0.0.
 var loopbackOnly = map[string]bool{
 	"etcd-peer": true, "containerd-metrics": true, "containerd-stream": true,
-	"kubelet-healthz": true, "kube-proxy-metrics": true, "kube-proxy-healthz": true,
+	"kubelet-healthz": true, "kube-proxy-metrics": true, "kube-proxy-healthz": true, "auth-webhook": true,
 }
 
 // removedPorts must never listen.

@@ -1,0 +1,94 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeseed/kubeseed/internal/pki"
+)
+
+// fieldManager owns the objects kubeseed applies.
+const fieldManager = "kubeseed"
+
+// KubeletClientBinding lets kube-apiserver's kubelet-client identity use the
+// kubelet API (logs, exec, port-forward) when kubelets authorize it through
+// the apiserver under RBAC, as kubeadm does.
+const KubeletClientBinding = "kubeseed:kube-apiserver-kubelet-client"
+
+// EnsureClusterObjects applies the cluster RBAC objects kubeseed needs. It is
+// idempotent (server-side apply), so every start runs it.
+func EnsureClusterObjects(ctx context.Context, cs kubernetes.Interface) error {
+	spec, ok := pki.Lookup("apiserver-kubelet-client")
+	if !ok {
+		return fmt.Errorf("pki.Table has no apiserver-kubelet-client")
+	}
+	const rbacGroup = "rbac.authorization.k8s.io"
+	crb := rbacv1ac.ClusterRoleBinding(KubeletClientBinding).
+		WithLabels(map[string]string{"app.kubernetes.io/managed-by": "kubeseed"}).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacGroup).WithKind("ClusterRole").WithName("system:kubelet-api-admin")).
+		WithSubjects(rbacv1ac.Subject().WithAPIGroup(rbacGroup).WithKind("User").WithName(spec.CommonName))
+	if _, err := cs.RbacV1().ClusterRoleBindings().Apply(ctx, crb, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+		return fmt.Errorf("apply clusterrolebinding %s: %w", KubeletClientBinding, err)
+	}
+	return nil
+}
+
+// probeUser has no bindings; whether it may list secrets tells the modes
+// apart.
+const probeUser = "kubeseed:authorization-probe"
+
+// Probe asks the running kube-apiserver which mode it enforces, with a
+// SubjectAccessReview that goes through the same authorizer chain as every
+// request.
+func Probe(ctx context.Context, cs kubernetes.Interface) (Mode, error) {
+	sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+		User:   probeUser,
+		Groups: []string{"system:authenticated"},
+		ResourceAttributes: &authzv1.ResourceAttributes{
+			Verb: "list", Resource: "secrets", Namespace: "kube-system",
+		},
+	}}
+	res, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("ask kube-apiserver for its authorization mode: %w", err)
+	}
+	if res.Status.Allowed {
+		return AlwaysAllow, nil
+	}
+	return RBAC, nil
+}
+
+// WaitForMode polls Probe until kube-apiserver enforces want, telling
+// progress what it waits for every few seconds.
+func WaitForMode(ctx context.Context, cs kubernetes.Interface, want Mode, progress func(string)) error {
+	start := time.Now()
+	lastReport := start
+	for {
+		got, err := Probe(ctx, cs)
+		if err == nil && got == want {
+			return nil
+		}
+		if time.Since(lastReport) >= 5*time.Second {
+			lastReport = time.Now()
+			state := fmt.Sprintf("still %s", got)
+			if err != nil {
+				state = err.Error()
+			}
+			progress(fmt.Sprintf("waiting for kube-apiserver to reload its authorization config (%s, %s)", state, time.Since(start).Round(time.Second)))
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			}
+			return fmt.Errorf("%w: kube-apiserver still enforces %s", ctx.Err(), got)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authz"
+	"github.com/kubeseed/kubeseed/internal/credentials"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/fsutil"
+)
+
+// oldTokenAuthFile is the --token-auth-file value of data dirs made before
+// the token webhook.
+const oldTokenAuthFile = "${DATA_DIR}/credentials/known_tokens.csv"
+
+// argsMigration moves an older args/kube-apiserver to the flags this
+// version relies on. It is planned (parsed, checked) before anything is
+// written and applied after.
+type argsMigration struct {
+	file    *args.File
+	config  []byte // config/authorization.yaml to create, or nil
+	changes []string
+}
+
+// planArgsMigration looks at an existing args/kube-apiserver:
+//   - --token-auth-file with the old default becomes the token webhook
+//     (kube-apiserver reads that file once, so token edits would need a
+//     restart, and a removed token would keep working);
+//   - --authorization-mode AlwaysAllow or Node,RBAC becomes
+//     --authorization-config, which kube-apiserver reloads;
+//   - without --enable-admission-plugins, NodeRestriction is enabled.
+//
+// Anything else is the user's choice and is left alone, with a warning
+// when a kubeseed command depends on it.
+func planArgsMigration(ctx context.Context, l datadir.Layout) (*argsMigration, error) {
+	log := klog.FromContext(ctx)
+	f, err := loadIfExists(l.Args(defaults.APIServerComponent))
+	if f == nil || err != nil {
+		return nil, err
+	}
+	m := &argsMigration{file: f}
+	_, hasWebhook := f.Get("authentication-token-webhook-config-file")
+	if v, ok := f.Get("token-auth-file"); ok {
+		if v == oldTokenAuthFile && !hasWebhook {
+			f.Remove("token-auth-file")
+			f.Set("authentication-token-webhook-config-file", "${DATA_DIR}/config/"+defaults.TokenWebhookKubeconfig)
+			f.Set("authentication-token-webhook-version", "v1")
+			f.Set("authentication-token-webhook-cache-ttl", defaults.TokenWebhookCacheTTL)
+			m.changes = append(m.changes, "--token-auth-file replaced by the token webhook, which reloads known_tokens.csv")
+		} else {
+			log.Info("WARNING: --token-auth-file is read once, at start: tokens in that file are not changed by `kubeseed token`, and removing one needs a restart", "file", f.Path, "token-auth-file", v)
+		}
+	}
+	if v, ok := f.Get("authorization-mode"); ok {
+		if _, hasConfig := f.Get("authorization-config"); !hasConfig {
+			mode, known := legacyMode(v)
+			if !known {
+				log.Info("WARNING: `kubeseed enable/disable rbac` switch authorization through --authorization-config; this --authorization-mode is left as it is", "file", f.Path, "authorization-mode", v)
+			} else {
+				exists, err := fsutil.Exists(l.Config(authz.ConfigFile))
+				if err != nil {
+					return nil, err
+				}
+				if exists {
+					return nil, fmt.Errorf("%s: --authorization-mode=%s is set and %s exists too; remove one of them", f.Path, v, l.Config(authz.ConfigFile))
+				}
+				f.Remove("authorization-mode")
+				f.Set("authorization-config", "${DATA_DIR}/config/"+authz.ConfigFile)
+				m.config = authz.Render(mode, false, l.Config(defaults.DenyWebhookKubeconfig))
+				m.changes = append(m.changes, fmt.Sprintf("--authorization-mode=%s replaced by --authorization-config (%s), which kube-apiserver reloads", v, mode))
+			}
+		}
+	}
+	if _, ok := f.Get("enable-admission-plugins"); !ok {
+		f.Set("enable-admission-plugins", "NodeRestriction")
+		m.changes = append(m.changes, "NodeRestriction admission enabled")
+	}
+	if len(m.changes) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// legacyMode maps the --authorization-mode values kubeseed manages.
+func legacyMode(v string) (authz.Mode, bool) {
+	parts := strings.Split(v, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	switch {
+	case len(parts) == 1 && parts[0] == "AlwaysAllow":
+		return authz.AlwaysAllow, true
+	case len(parts) == 2 && (parts[0] == "Node" && parts[1] == "RBAC" || parts[0] == "RBAC" && parts[1] == "Node"):
+		return authz.RBAC, true
+	}
+	return "", false
+}
+
+func (m *argsMigration) apply(ctx context.Context, l datadir.Layout, res *Result) error {
+	if m == nil {
+		return nil
+	}
+	if m.config != nil {
+		if err := fsutil.WriteFileAtomic(l.Config(authz.ConfigFile), m.config, 0o644); err != nil {
+			return err
+		}
+		res.Created = append(res.Created, l.Config(authz.ConfigFile))
+	}
+	if err := fsutil.WriteFileAtomic(m.file.Path, m.file.Bytes(), 0o644); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("migrated %s: %s", m.file.Path, strings.Join(m.changes, "; "))
+	klog.FromContext(ctx).Info("Migrated an args file written by an older kubeseed", "file", m.file.Path, "changes", m.changes)
+	res.Notices = append(res.Notices, msg)
+	return nil
+}
+
+// passwordMigration moves the users of the legacy static password file
+// (credentials/basic_auth.csv) to the token file: kube-apiserver removed
+// password authentication in v1.19, and kubeseed never ignores the file
+// silently.
+type passwordMigration struct {
+	path  string
+	users []credentials.PasswordUser
+}
+
+// MigratedSuffix is appended to basic_auth.csv once its users are tokens.
+const MigratedSuffix = ".migrated"
+
+func planPasswordMigration(l datadir.Layout) (*passwordMigration, error) {
+	path := l.Credential(credentials.BasicAuthFile)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	users, err := credentials.ParseBasicAuth(path, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (kubeseed migrates this legacy password file to tokens at start; fix or remove it)", err)
+	}
+	if ok, err := fsutil.Exists(path + MigratedSuffix); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, fmt.Errorf("%s needs migrating to tokens, but %s%s exists from an earlier migration; move that file away and start again", path, path, MigratedSuffix)
+	}
+	return &passwordMigration{path: path, users: users}, nil
+}
+
+// apply gives every user a new random token with the same uid and groups,
+// then renames the file. The passwords are not reused: they were often
+// weak, and clients must switch from basic auth to a bearer token anyway.
+func (m *passwordMigration) apply(ctx context.Context, l datadir.Layout, res *Result) error {
+	if m == nil {
+		return nil
+	}
+	var names []string
+	err := credentials.TokenFile{Path: l.TokenFile()}.Update(func(tokens []credentials.Token) ([]credentials.Token, error) {
+		for _, u := range m.users {
+			tok, err := credentials.NewToken()
+			if err != nil {
+				return nil, err
+			}
+			tokens = append(tokens, credentials.Token{Token: tok, User: u.User, UID: u.UID, Groups: u.Groups})
+			names = append(names, u.User)
+		}
+		return tokens, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(m.path, 0o600); err != nil {
+		return fmt.Errorf("chmod %s: %w", m.path, err)
+	}
+	if err := os.Rename(m.path, m.path+MigratedSuffix); err != nil {
+		return fmt.Errorf("rename %s: %w", m.path, err)
+	}
+	klog.FromContext(ctx).Info("Migrated the static password file to tokens: kube-apiserver removed password authentication in v1.19. Each user has a new token in the token file; the old file was renamed",
+		"file", m.path, "users", names, "tokenFile", l.TokenFile(), "renamedTo", m.path+MigratedSuffix)
+	res.Notices = append(res.Notices, fmt.Sprintf(
+		"migrated %d user(s) (%s) from %s to new tokens in %s (kube-apiserver removed password authentication in v1.19); the old file is now %s%s: delete it once clients use their tokens",
+		len(names), strings.Join(names, ", "), m.path, l.TokenFile(), m.path, MigratedSuffix))
+	return nil
+}
