@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/daemon"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/node"
 )
 
 func newResetCommand(g *globalOptions) *cobra.Command {
@@ -45,6 +46,13 @@ func newResetCommand(g *globalOptions) *cobra.Command {
 				if strings.TrimSpace(answer) != "yes" {
 					return fmt.Errorf("reset cancelled; nothing was deleted")
 				}
+			}
+			removed, cerr := node.CleanupHost(cmd.Context(), l)
+			for _, r := range removed {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", r)
+			}
+			if cerr != nil {
+				return fmt.Errorf("clean up the host: %w; fix that and run reset again (the data dir is kept)", cerr)
 			}
 			if err := os.RemoveAll(l.Root); err != nil {
 				return fmt.Errorf("delete %s: %w", l.Root, err)

@@ -25,6 +25,12 @@ const (
 	// ClusterDNS is the kube-dns Service IP, the 10th of ServiceCIDR.
 	ClusterDNS    = "10.152.183.10"
 	ClusterDomain = "cluster.local"
+	// CgroupRoot is the kubelet's cgroup parent for every pod.
+	CgroupRoot = "/kubeseed"
+	// CNIBridge and CNINetworkName name the pod network's bridge and CNI
+	// network, so reset can find what they left.
+	CNIBridge      = "cni-kubeseed0"
+	CNINetworkName = "kubeseed"
 	// PauseImage names the built-in sandbox image; it is imported at start,
 	// never pulled.
 	PauseImage = "registry.k8s.io/pause:3.10"
@@ -71,7 +77,7 @@ authentication:
 authorization:
   mode: Webhook
 containerRuntimeEndpoint: unix://${DATA_DIR}/run/containerd.sock
-cgroupRoot: /kubeseed
+cgroupRoot: %s
 clusterDNS:
 - %s
 clusterDomain: %s
@@ -82,7 +88,7 @@ serverTLSBootstrap: false
 `, kubelet.Bind.Address(), kubelet.Port+portOffset,
 		services.MustLookup("kubelet-readonly").Port+portOffset,
 		services.MustLookup("kubelet-healthz").Bind.Address(), services.MustLookup("kubelet-healthz").Port+portOffset,
-		ClusterDNS, ClusterDomain))
+		CgroupRoot, ClusterDNS, ClusterDomain))
 }
 
 // KubeProxyArgs renders args/kube-proxy.
@@ -116,11 +122,11 @@ func ContainerdArgs(l datadir.Layout, portOffset int) *args.File {
 func CNIConfig(l datadir.Layout) []byte {
 	return []byte(fmt.Sprintf(`{
   "cniVersion": "1.0.0",
-  "name": "kubeseed",
+  "name": "%s",
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "cni-kubeseed0",
+      "bridge": "%s",
       "isGateway": true,
       "ipMasq": true,
       "hairpinMode": true,
@@ -134,7 +140,7 @@ func CNIConfig(l datadir.Layout) []byte {
     {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
   ]
 }
-`, filepath.Join(l.VarDir(), "cni", "networks"), ClusterCIDR))
+`, CNINetworkName, CNIBridge, filepath.Join(l.VarDir(), "cni", "networks"), ClusterCIDR))
 }
 
 // ContainerdConfig renders args/containerd-template.toml. kubeseed fills

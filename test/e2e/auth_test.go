@@ -471,7 +471,13 @@ func (n *node) nodeReadyAndPodRuns(t *testing.T) {
 	if err := os.WriteFile(podFile, []byte(pod), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := n.kubectl("apply", "-f", podFile); err != nil {
+	// The controller-manager may not have made the default service account yet.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if out, err = n.kubectl("apply", "-f", podFile); err == nil || !strings.Contains(out, "serviceaccount") {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("create pod: %v\n%s", err, out)
 	}
 	if out, err := n.kubectl("wait", "pod/rbac-probe", "-n", "default", "--for=jsonpath={.status.phase}=Running", "--timeout=120s"); err != nil {

@@ -169,6 +169,12 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat(n.dir); !os.IsNotExist(err) {
 		t.Errorf("data dir still there after reset: %v", err)
 	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/kubeseed"); !os.IsNotExist(err) {
+		t.Errorf("the kubelet's cgroup is still there after reset: %v", err)
+	}
+	if out, err := exec.Command("iptables", "-t", "nat", "-S", "KUBE-SERVICES").CombinedOutput(); err == nil {
+		t.Errorf("kube-proxy's rules are still there after reset:\n%s", out)
+	}
 }
 
 // dataFiles is every top-level entry of the data dir but run/, whose PID

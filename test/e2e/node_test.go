@@ -127,28 +127,35 @@ func (n *node) startNoWait() {
 		n.t.Fatal(err)
 	}
 	logf.Close()
+	if n.cmd == nil && n.waited == nil {
+		n.t.Cleanup(n.kill)
+	}
 	n.cmd = cmd
 	n.waited = make(chan error, 1)
 	go func() { n.waited <- cmd.Wait() }()
-	n.t.Cleanup(n.kill)
 }
 
-// kill ends the node however it is, for cleanup.
+// kill ends the node however it is, for cleanup, then resets it so no
+// cgroup, iptables rule, interface or mount outlives the test.
 func (n *node) kill() {
-	if n.cmd == nil {
-		return
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.waited:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+			<-n.waited
+		}
+		if n.t.Failed() {
+			n.dumpLog()
+		}
+		n.cmd = nil
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.waited:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-		<-n.waited
+	if _, err := os.Stat(n.dir); err == nil {
+		if out, err := n.kubeseed("reset", "--yes"); err != nil {
+			n.t.Errorf("cleanup: kubeseed reset: %v\n%s", err, out)
+		}
 	}
-	if n.t.Failed() {
-		n.dumpLog()
-	}
-	n.cmd = nil
 }
 
 // stop runs `kubeseed stop` and checks the process is gone.
