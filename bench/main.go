@@ -42,8 +42,10 @@ func main() {
 }
 
 type sample struct {
-	ready time.Duration
-	rssKB int
+	ready     time.Duration // apiserver /readyz
+	nodeReady time.Duration // every service healthy and the Node Ready
+	rssKB     int           // kubeseed alone
+	totalKB   int           // kubeseed, containerd and shims
 }
 
 func run(bin string, runs, offset int, out string) error {
@@ -55,11 +57,13 @@ func run(bin string, runs, offset int, out string) error {
 		}
 		s, err := measure(bin, dir, offset)
 		if err != nil {
+			resetNode(bin, filepath.Join(dir, "data"))
 			os.RemoveAll(dir)
 			return fmt.Errorf("cold run %d: %w", i+1, err)
 		}
 		cold = append(cold, s)
 		s, err = measure(bin, dir, offset)
+		resetNode(bin, filepath.Join(dir, "data"))
 		os.RemoveAll(dir)
 		if err != nil {
 			return fmt.Errorf("warm run %d: %w", i+1, err)
@@ -72,11 +76,20 @@ func run(bin string, runs, offset int, out string) error {
 		return fmt.Errorf("refresh-certs: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "refresh-certs --cert server.crt until served: %v\n", refresh)
+	pods, err := measurePods(bin, offset, 100)
+	if err != nil {
+		return fmt.Errorf("pod start-up: %w", err)
+	}
 	rows := [][3]string{
+		{"`kubeseed start`, empty data dir → node Ready (every service healthy, Node Ready)", ms(median(cold, func(s sample) float64 { return float64(s.nodeReady) })), "containerd, etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy"},
+		{"`kubeseed start`, warm data dir → node Ready", ms(median(warm, func(s sample) float64 { return float64(s.nodeReady) })), ""},
+		{"idle RSS of all our processes (kubeseed + containerd), warm, 10 s after Ready", mib(median(warm, func(s sample) float64 { return float64(s.totalKB) })), "no pods"},
+		{"pod start-up, create → Running, p50 (100 pods of the local pause image, created at once)", ms(pods.p50), "client-side: time from the bulk create to the first poll that sees each pod Running"},
+		{"pod start-up, create → Running, p99", ms(pods.p99), ""},
 		{"`kubeseed start`, empty data dir → apiserver `/readyz` OK", ms(median(cold, func(s sample) float64 { return float64(s.ready) })), bootstrapNote()},
 		{"`kubeseed start`, warm data dir → apiserver `/readyz` OK", ms(median(warm, func(s sample) float64 { return float64(s.ready) })), ""},
-		{"RSS once ready, empty data dir (whole process)", mib(median(cold, func(s sample) float64 { return float64(s.rssKB) })), "etcd + auth webhook + apiserver + controller-manager + scheduler"},
-		{"RSS once ready, warm data dir (whole process)", mib(median(warm, func(s sample) float64 { return float64(s.rssKB) })), ""},
+		{"RSS of the kubeseed process, empty data dir, 10 s after Ready", mib(median(cold, func(s sample) float64 { return float64(s.rssKB) })), "etcd + auth webhook + apiserver + controller-manager + scheduler + kubelet + kube-proxy in one process"},
+		{"RSS of the kubeseed process, warm data dir, 10 s after Ready", mib(median(warm, func(s sample) float64 { return float64(s.rssKB) })), ""},
 		{"`kubeseed refresh-certs --cert server.crt` → new certificate served on the apiserver port", ms(median(refresh, func(s sample) float64 { return float64(s.ready) })),
 			"running node, no restart; the command itself waits until the new certificate is served"},
 	}
@@ -132,11 +145,17 @@ func measure(bin, dir string, offset int) (sample, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s := sample{ready: time.Since(begin)}
-	// Let the controller-manager and scheduler finish starting before sampling.
+	// Every service healthy and the Node Ready: the node can run pods.
 	if err := exec.Command(bin, "--data-dir", data, "status", "--wait-ready", "--timeout", "2m").Run(); err != nil {
 		return sample{}, fmt.Errorf("status --wait-ready: %w", err)
 	}
+	s.nodeReady = time.Since(begin)
+	// Idle: let start-up work settle before sampling memory.
+	time.Sleep(10 * time.Second)
 	s.rssKB = rss(cmd.Process.Pid)
+	for _, p := range descendants(cmd.Process.Pid) {
+		s.totalKB += rss(p)
+	}
 	return s, nil
 }
 
@@ -163,6 +182,7 @@ func measureRefresh(bin string, offset, runs int) ([]sample, error) {
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
+		resetNode(bin, data)
 	}()
 	wait := exec.Command(bin, "status", "--wait-ready", "--timeout", "3m")
 	wait.Env = env
@@ -273,4 +293,124 @@ func bootstrapNote() string {
 		}
 	}
 	return fmt.Sprintf("includes bootstrap: %d keys and certificates, %d kubeconfigs", len(pki.Table), kubeconfigs)
+}
+
+// descendants lists the processes below pid (containerd, shims).
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		if len(f) > 1 {
+			ppid, _ := strconv.Atoi(f[1])
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+type podLatency struct{ p50, p99 float64 }
+
+// measurePods creates n pods of the built-in pause image at once on a
+// fresh node and records when each is first seen Running.
+func measurePods(bin string, offset, n int) (podLatency, error) {
+	dir, err := os.MkdirTemp("", "ksb-")
+	if err != nil {
+		return podLatency{}, err
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, "data")
+	env := append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
+	logf, err := os.Create(filepath.Join(os.TempDir(), "kubeseed-bench-pods.log"))
+	if err != nil {
+		return podLatency{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "start")
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	if err := cmd.Start(); err != nil {
+		return podLatency{}, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		reset := exec.Command(bin, "reset", "--yes")
+		reset.Env = env
+		_ = reset.Run()
+	}()
+	kubectl := func(stdin string, args ...string) (string, error) {
+		c := exec.Command(bin, append([]string{"kubectl"}, args...)...)
+		c.Env = env
+		c.Stdin = strings.NewReader(stdin)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	st := exec.Command(bin, "status", "--wait-ready", "--timeout", "3m")
+	st.Env = env
+	if out, err := st.CombinedOutput(); err != nil {
+		return podLatency{}, fmt.Errorf("node not ready: %v\n%s", err, out)
+	}
+	var list strings.Builder
+	list.WriteString(`{"apiVersion":"v1","kind":"List","items":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			list.WriteString(",")
+		}
+		fmt.Fprintf(&list, `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bench-%d"},"spec":{"terminationGracePeriodSeconds":0,"containers":[{"name":"c","image":"registry.k8s.io/pause:3.10","imagePullPolicy":"Never"}]}}`, i)
+	}
+	list.WriteString("]}")
+	// The default service account appears shortly after start.
+	var begin time.Time
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		begin = time.Now()
+		out, err := kubectl(list.String(), "create", "-f", "-")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return podLatency{}, fmt.Errorf("create pods: %v\n%s", err, out)
+		}
+	}
+	seen := map[string]time.Duration{}
+	for deadline := time.Now().Add(5 * time.Minute); len(seen) < n; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return podLatency{}, fmt.Errorf("only %d of %d pods Running after 5m", len(seen), n)
+		}
+		out, err := kubectl("", "get", "pods", "--no-headers", "-o", "custom-columns=N:.metadata.name,P:.status.phase")
+		if err != nil {
+			continue
+		}
+		now := time.Since(begin)
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && f[1] == "Running" {
+				if _, ok := seen[f[0]]; !ok {
+					seen[f[0]] = now
+				}
+			}
+		}
+	}
+	var lat []float64
+	for _, d := range seen {
+		lat = append(lat, float64(d))
+	}
+	sort.Float64s(lat)
+	return podLatency{p50: lat[len(lat)/2], p99: lat[(len(lat)*99)/100-1]}, nil
+}
+
+// resetNode removes what a stopped benchmark node left on the host.
+func resetNode(bin, data string) {
+	_ = exec.Command(bin, "--data-dir", data, "reset", "--yes").Run()
 }
