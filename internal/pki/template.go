@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/kubeseed/kubeseed/internal/args"
 )
 
 // PlaceholderLine in [ alt_names ] marks where the host's detected IPs are
@@ -116,7 +118,7 @@ func ParseTemplate(path string, data []byte, vars map[string]string) (*Template,
 			return nil, errAt(n, "duplicate key %q in [ %s ] (first on line %d)", key, section, first)
 		}
 		keyLines[section][key] = n
-		value, err := expandTemplateVars(value, vars)
+		value, err := args.Expand(value, vars)
 		if err != nil {
 			return nil, errAt(n, "%s: %v", key, err)
 		}
@@ -223,27 +225,3 @@ func validDNSLabel(l string) error {
 	return nil
 }
 
-// expandTemplateVars replaces ${VAR} with vars[VAR]; a "$" not followed by
-// "{" is literal. Expanded text is not expanded again.
-func expandTemplateVars(s string, vars map[string]string) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		b.WriteString(s[:i])
-		j := strings.IndexByte(s[i+2:], '}')
-		if j < 0 {
-			return "", fmt.Errorf("unterminated \"${\" in %q", s[i:])
-		}
-		name := s[i+2 : i+2+j]
-		v, ok := vars[name]
-		if !ok {
-			return "", fmt.Errorf("unknown variable ${%s}", name)
-		}
-		b.WriteString(v)
-		s = s[i+2+j+1:]
-	}
-}
