@@ -31,6 +31,7 @@ build: embedded
 embedded:
 	CGO_ENABLED=0 go build -ldflags '-s -w' -o $(EMBED)/pause ./cmd/kubeseed-pause
 	CGO_ENABLED=0 go build -tags no_btrfs -ldflags '-s -w' -o $(EMBED)/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+	CGO_ENABLED=0 go build -C build/coredns -ldflags '-s -w' -o $(abspath $(EMBED))/coredns .
 
 # The whole suite, as CI runs it (hack/test.sh installs what it needs).
 test:
@@ -51,4 +52,4 @@ bench: build
 	KUBESEED_BIN=$(abspath $(BIN)) go run ./bench
 
 clean:
-	rm -rf bin $(EMBED)/pause $(EMBED)/containerd-shim-runc-v2
+	rm -rf bin $(EMBED)/pause $(EMBED)/containerd-shim-runc-v2 $(EMBED)/coredns

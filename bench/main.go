@@ -80,6 +80,11 @@ func run(bin string, runs, offset int, out string) error {
 	if err != nil {
 		return fmt.Errorf("pod start-up: %w", err)
 	}
+	dns, err := measureDNS(bin, offset)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "dns: p50 %v p99 %v, CoreDNS RSS %d KiB\n", dns.p50, dns.p99, dns.rssKB)
 	rows := [][3]string{
 		{"`kubeseed start`, empty data dir → node Ready (every service healthy, Node Ready)", ms(median(cold, func(s sample) float64 { return float64(s.nodeReady) })), "containerd, etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy"},
 		{"`kubeseed start`, warm data dir → node Ready", ms(median(warm, func(s sample) float64 { return float64(s.nodeReady) })), ""},
@@ -92,6 +97,9 @@ func run(bin string, runs, offset int, out string) error {
 		{"RSS of the kubeseed process, warm data dir, 10 s after Ready", mib(median(warm, func(s sample) float64 { return float64(s.rssKB) })), ""},
 		{"`kubeseed refresh-certs --cert server.crt` → new certificate served on the apiserver port", ms(median(refresh, func(s sample) float64 { return float64(s.ready) })),
 			"running node, no restart; the command itself waits until the new certificate is served"},
+		{"DNS lookup from a pod, p50", usec(dns.p50), fmt.Sprintf("`kubernetes.default.svc.cluster.local.` (A and AAAA in parallel, Go resolver) via the kube-dns Service; %d lookups after one warm-up, one run", dns.queries)},
+		{"DNS lookup from a pod, p99", usec(dns.p99), "same lookups"},
+		{"CoreDNS idle RSS", mib(float64(dns.rssKB)), "the coredns process in its pod, 30 s after the first lookup; one run"},
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs; 1-minute load average %s at the end of the run.\n\n",
@@ -271,7 +279,10 @@ func median(s []sample, key func(sample) float64) float64 {
 	return v[len(v)/2]
 }
 
-func ms(ns float64) string  { return fmt.Sprintf("%.2f s", ns/1e9) }
+func ms(ns float64) string { return fmt.Sprintf("%.2f s", ns/1e9) }
+func usec(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
+}
 func mib(kb float64) string { return fmt.Sprintf("%.0f MiB", kb/1024) }
 
 // loadAvg is the 1-minute load average, since other work on a shared

@@ -20,7 +20,8 @@ func newDisableCommand(g *globalOptions) *cobra.Command {
 
 func newFeatureCommand(g *globalOptions, verb, short string, on bool) *cobra.Command {
 	reg := features.Default()
-	return &cobra.Command{
+	var upstream string
+	cmd := &cobra.Command{
 		Use:       verb + " FEATURE",
 		Short:     short,
 		Long:      short + ". Features:\n" + listNames(reg),
@@ -48,11 +49,19 @@ func newFeatureCommand(g *globalOptions, verb, short string, on bool) *cobra.Com
 				return fmt.Errorf("name a feature to %s:\n%s", verb, reg.Describe(n))
 			}
 			if on {
-				return reg.Enable(cmd.Context(), argv[0], n)
+				opts := map[string]string{}
+				if cmd.Flags().Changed("upstream") {
+					opts["upstream"] = upstream
+				}
+				return reg.EnableWith(cmd.Context(), argv[0], n, opts)
 			}
 			return reg.Disable(cmd.Context(), argv[0], n)
 		},
 	}
+	if on {
+		cmd.Flags().StringVar(&upstream, "upstream", "", "dns only: resolvers CoreDNS forwards to, comma-separated IPs, or \"auto\" for the host's /etc/resolv.conf nameservers")
+	}
+	return cmd
 }
 
 func listNames(reg *features.Registry) string {

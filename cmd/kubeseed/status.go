@@ -135,6 +135,7 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
 	if r.PID != 0 {
 		fmt.Fprintf(w, "node %s: %s\n", r.Node.Name, node)
 	}
+	fmt.Fprintf(w, "dns: %s\n", dnsLine(r.DNS, r.PID != 0))
 	for _, a := range r.Adaptations {
 		fmt.Fprintf(w, "host adaptation: %s\n", a)
 	}
@@ -166,5 +167,20 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
 	if r.Renewal != nil {
 		now, _ := testClock()
 		fmt.Fprintf(w, "\n%s\n", r.Renewal.Describe(now))
+	}
+}
+
+func dnsLine(d status.DNSState, running bool) string {
+	switch {
+	case !d.Enabled && d.Detail != "":
+		return "unknown (" + d.Detail + ")"
+	case !d.Enabled:
+		return "disabled"
+	case !running:
+		return "enabled"
+	case d.Ready:
+		return "enabled, Ready (" + d.Detail + ")"
+	default:
+		return "enabled, not Ready (" + d.Detail + ")"
 	}
 }

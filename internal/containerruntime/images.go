@@ -15,6 +15,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/platforms"
 
+	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/embedded"
 	"github.com/kubeseed/kubeseed/internal/images"
@@ -40,16 +41,39 @@ func PauseImageArchive() ([]byte, error) {
 	})
 }
 
+// CoreDNSImageArchive builds the DNS addon's image from the embedded
+// CoreDNS. It holds the one static binary; the pod runs it as a non-root
+// user with its Corefile mounted from a ConfigMap.
+func CoreDNSImageArchive() ([]byte, error) {
+	bin, err := embedded.Binary(embedded.CoreDNS)
+	if err != nil {
+		return nil, err
+	}
+	return images.BuildOCIArchive(images.Spec{
+		Name:       dns.Image,
+		Files:      []images.File{{Path: "/coredns", Mode: 0o755, Data: bin}},
+		Entrypoint: []string{"/coredns"},
+	})
+}
+
 // ImportBuiltins imports the images every node needs, so no registry is
 // ever contacted for them.
 func ImportBuiltins(ctx context.Context, client *containerd.Client) error {
-	archive, err := PauseImageArchive()
-	if err != nil {
-		return err
-	}
-	_, err = importArchive(ctx, client, bytes.NewReader(archive), map[string]string{pinnedLabel: "pinned"})
-	if err != nil {
-		return fmt.Errorf("import the built-in pause image: %w", err)
+	for _, b := range []struct {
+		what  string
+		build func() ([]byte, error)
+	}{
+		{"pause", PauseImageArchive},
+		{"CoreDNS", CoreDNSImageArchive},
+	} {
+		archive, err := b.build()
+		if err != nil {
+			return err
+		}
+		_, err = importArchive(ctx, client, bytes.NewReader(archive), map[string]string{pinnedLabel: "pinned"})
+		if err != nil {
+			return fmt.Errorf("import the built-in %s image: %w", b.what, err)
+		}
 	}
 	return nil
 }

@@ -5,21 +5,24 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 )
 
 // ClusterObjects applies the cluster-level objects kubeseed needs (RBAC
-// bindings for its own identities) once kube-apiserver serves. It is
+// bindings for its own identities, the DNS addon unless disabled) once kube-apiserver serves. It is
 // idempotent, so it runs at every start.
 type ClusterObjects struct {
-	layout datadir.Layout
-	client kubernetes.Interface
-	exited chan error
+	layout  datadir.Layout
+	client  kubernetes.Interface
+	dynamic dynamic.Interface
+	exited  chan error
 }
 
 // NewClusterObjects returns the component.
@@ -37,16 +40,31 @@ func (c *ClusterObjects) Init(ctx context.Context) error {
 		return err
 	}
 	c.client = cs
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.layout.AdminKubeconfig())
+	if err != nil {
+		return fmt.Errorf("load %s: %w", c.layout.AdminKubeconfig(), err)
+	}
+	cfg.UserAgent = "kubeseed"
+	if c.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return fmt.Errorf("%s: %w", c.layout.AdminKubeconfig(), err)
+	}
 	return nil
 }
 
 // Start does nothing: the work is in Ready, which the supervisor waits for.
 func (c *ClusterObjects) Start(ctx context.Context) error { return nil }
 
-// Ready applies the objects, retrying until ctx ends.
+// Ready applies the objects, retrying until ctx ends. A bad config/dns
+// fails at once: retrying cannot fix it.
 func (c *ClusterObjects) Ready(ctx context.Context) error {
+	if _, err := dns.LoadConfig(c.layout); err != nil {
+		return fmt.Errorf("%w; fix or delete that file (deleting it enables DNS with the host's resolvers)", err)
+	}
 	for {
 		err := authz.EnsureClusterObjects(ctx, c.client)
+		if err == nil {
+			err = dns.Reconcile(ctx, c.layout, c.dynamic)
+		}
 		if err == nil {
 			return nil
 		}

@@ -1,6 +1,6 @@
 // Package embedded carries the small helper binaries that `make build`
-// compiles and packs into kubeseed: the pod sandbox's pause program and
-// containerd's runc shim. The shim runs once per pod, so it is its own small
+// compiles and packs into kubeseed: the pod sandbox's pause program,
+// containerd's runc shim and CoreDNS for the DNS addon. The shim runs once per pod, so it is its own small
 // binary rather than a mode of kubeseed, which would pay the start-up memory
 // of every Kubernetes package in each pod.
 package embedded
@@ -14,8 +14,10 @@ import (
 
 // Names of the embedded binaries.
 const (
-	Pause = "pause"
-	Shim  = "containerd-shim-runc-v2"
+	Pause   = "pause"
+	Shim    = "containerd-shim-runc-v2"
+	CoreDNS = "coredns" // built from build/coredns, its own module
+
 )
 
 //go:embed all:bin

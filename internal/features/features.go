@@ -42,6 +42,16 @@ type Feature interface {
 	Disable(ctx context.Context, n Node) error
 }
 
+// Configurable is a feature that takes options on enable (flag name →
+// value), e.g. dns --upstream. EnableWith is called in either state, so
+// options can change an enabled feature; it validates every option before
+// it changes anything.
+type Configurable interface {
+	Feature
+	Options() []string
+	EnableWith(ctx context.Context, n Node, opts map[string]string) error
+}
+
 // Registry is a set of features by name.
 type Registry struct {
 	byName map[string]Feature
@@ -58,7 +68,7 @@ func NewRegistry(fs ...Feature) *Registry {
 
 // Default is every feature kubeseed has.
 func Default() *Registry {
-	return NewRegistry(NewRBAC())
+	return NewRegistry(NewRBAC(), NewDNS())
 }
 
 // Names lists the features, sorted.
@@ -84,6 +94,46 @@ func (r *Registry) Lookup(name string) (Feature, error) {
 // and changes nothing.
 func (r *Registry) Enable(ctx context.Context, name string, n Node) error {
 	return r.set(ctx, name, n, true)
+}
+
+// EnableWith enables the named feature with options; with none it is
+// Enable. A feature that takes no options, or not these, refuses them.
+func (r *Registry) EnableWith(ctx context.Context, name string, n Node, opts map[string]string) error {
+	if len(opts) == 0 {
+		return r.Enable(ctx, name, n)
+	}
+	f, err := r.Lookup(name)
+	if err != nil {
+		return err
+	}
+	cf, ok := f.(Configurable)
+	if !ok {
+		return fmt.Errorf("%s takes no options", name)
+	}
+	for k := range opts {
+		if !contains(cf.Options(), k) {
+			return fmt.Errorf("%s has no option --%s (it takes: --%s)", name, k, strings.Join(cf.Options(), ", --"))
+		}
+	}
+	if n.Progress == nil {
+		n.Progress = func(string) {}
+	}
+	if n.Out == nil {
+		n.Out = io.Discard
+	}
+	if err := cf.EnableWith(ctx, n, opts); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 // Disable switches the named feature off; if it is off already, it says so

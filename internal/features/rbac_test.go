@@ -230,7 +230,7 @@ func TestRBACRestoresNodeRestriction(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	reg := Default()
-	if _, err := reg.Lookup("nope"); err == nil || err.Error() != `unknown feature "nope"; available: rbac` {
+	if _, err := reg.Lookup("nope"); err == nil || err.Error() != `unknown feature "nope"; available: dns, rbac` {
 		t.Errorf("Lookup: %v", err)
 	}
 	l := newLayout(t)

@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/certrenew"
+	"github.com/kubeseed/kubeseed/internal/controlplane"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
@@ -54,6 +56,16 @@ type Report struct {
 	Node NodeState
 	// Adaptations are the host facts the configuration adapted to.
 	Adaptations []string
+	// DNS is the DNS addon's state.
+	DNS DNSState
+}
+
+// DNSState is the DNS addon: whether config/dns enables it and, on a
+// running node, whether its Deployment is Ready.
+type DNSState struct {
+	Enabled bool
+	Ready   bool
+	Detail  string
 }
 
 // NodeState is the Node's Ready condition as the apiserver reports it.
@@ -114,6 +126,7 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 	if pid != 0 {
 		r.Node.Ready, r.Node.Reason = nodeReady(ctx, l, ports["kube-apiserver"], r.Node.Name)
 	}
+	r.DNS = dnsState(ctx, l, pid != 0)
 	if pid != 0 {
 		st, err := certrenew.ReadState(l.CertRenewalState())
 		if err == nil && st != nil && st.PID == pid {
@@ -121,6 +134,31 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 		}
 	}
 	return r, nil
+}
+
+func dnsState(ctx context.Context, l datadir.Layout, running bool) DNSState {
+	c, err := dns.LoadConfig(l)
+	if err != nil {
+		return DNSState{Detail: err.Error()}
+	}
+	st := DNSState{Enabled: c.Enabled}
+	if !c.Enabled || !running {
+		return st
+	}
+	cs, err := controlplane.AdminClient(l)
+	if err != nil {
+		st.Detail = err.Error()
+		return st
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	rd, err := dns.DeploymentReadiness(ctx, cs)
+	if err != nil {
+		st.Detail = err.Error()
+		return st
+	}
+	st.Ready, st.Detail = rd.Ready, rd.Detail
+	return st
 }
 
 // Authorization describes kube-apiserver's authorization as its args file

@@ -262,7 +262,7 @@ func TestAuth(t *testing.T) {
 			{[]string{"add-user", "x/y"}, `'/' is not allowed`},
 			{[]string{"add-user", "gina", "--days", "0"}, "--days 0 is out of range"},
 			{[]string{"add-user", "gina", "--group", "a\nb"}, "contains a newline"},
-			{[]string{"enable", "magic"}, `unknown feature "magic"; available: rbac`},
+			{[]string{"enable", "magic"}, `unknown feature "magic"; available: dns, rbac`},
 			{[]string{"enable"}, "name a feature to enable"},
 		}
 		for _, c := range cases {
@@ -471,14 +471,16 @@ func (n *node) nodeReadyAndPodRuns(t *testing.T) {
 	if err := os.WriteFile(podFile, []byte(pod), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The controller-manager may not have made the default service account yet.
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-		if out, err = n.kubectl("apply", "-f", podFile); err == nil || !strings.Contains(out, "serviceaccount") {
+	// Retry while the controller-manager has yet to create the default
+	// ServiceAccount, which admission requires.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
+		out, err := n.kubectl("apply", "-f", podFile)
+		if err == nil {
 			break
 		}
-	}
-	if err != nil {
-		t.Fatalf("create pod: %v\n%s", err, out)
+		if !strings.Contains(out, `serviceaccount "default" not found`) || time.Now().After(deadline) {
+			t.Fatalf("create pod: %v\n%s", err, out)
+		}
 	}
 	if out, err := n.kubectl("wait", "pod/rbac-probe", "-n", "default", "--for=jsonpath={.status.phase}=Running", "--timeout=120s"); err != nil {
 		desc, _ := n.kubectl("describe", "pod/rbac-probe", "-n", "default")
