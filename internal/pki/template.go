@@ -224,4 +224,3 @@ func validDNSLabel(l string) error {
 	}
 	return nil
 }
-
