@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -166,7 +167,15 @@ func Lock(l datadir.Layout) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", l.PIDFile(), err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	// RunningPID (`kubeseed status`) holds a shared lock for an instant
+	// while it probes; retry briefly so such a probe is not mistaken for a
+	// running node.
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	for i := 0; i < 20 && errors.Is(err, syscall.EWOULDBLOCK); i++ {
+		time.Sleep(50 * time.Millisecond)
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			pid, _ := RunningPID(l)
