@@ -30,10 +30,23 @@ func main() {
 	runs := flag.Int("runs", 5, "runs per measurement; the median is reported")
 	out := flag.String("out", "docs/benchmarks.md", "Markdown file to write")
 	offset := flag.Int("port-offset", 31000, "port offset for the benchmark node")
+	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and print its rows (the file is not written)")
 	flag.Parse()
 	bin := os.Getenv("KUBESEED_BIN")
 	if bin == "" {
 		bin = "bin/kubeseed"
+	}
+	if *onlyDNS {
+		d, err := measureDNS(bin, *offset)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		for _, r := range dnsRows(d) {
+			fmt.Printf("| %s | %s | %s |\n", r[0], r[1], r[2])
+		}
+		fmt.Printf("1-minute load average %s\n", loadAvg())
+		return
 	}
 	if err := run(bin, *runs, *offset, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -97,10 +110,8 @@ func run(bin string, runs, offset int, out string) error {
 		{"RSS of the kubeseed process, warm data dir, 10 s after Ready", mib(median(warm, func(s sample) float64 { return float64(s.rssKB) })), ""},
 		{"`kubeseed refresh-certs --cert server.crt` → new certificate served on the apiserver port", ms(median(refresh, func(s sample) float64 { return float64(s.ready) })),
 			"running node, no restart; the command itself waits until the new certificate is served"},
-		{"DNS lookup from a pod, p50", usec(dns.p50), fmt.Sprintf("`kubernetes.default.svc.cluster.local.` (A and AAAA in parallel, Go resolver) via the kube-dns Service; %d lookups after one warm-up, one run", dns.queries)},
-		{"DNS lookup from a pod, p99", usec(dns.p99), "same lookups"},
-		{"CoreDNS idle RSS", mib(float64(dns.rssKB)), "the coredns process in its pod, 30 s after the first lookup; one run"},
 	}
+	rows = append(rows, dnsRows(dns)...)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs; 1-minute load average %s at the end of the run.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs, loadAvg())
@@ -277,6 +288,14 @@ func median(s []sample, key func(sample) float64) float64 {
 	}
 	sort.Float64s(v)
 	return v[len(v)/2]
+}
+
+func dnsRows(dns dnsResult) [][3]string {
+	return [][3]string{
+		{"DNS lookup from a pod, p50", usec(dns.p50), fmt.Sprintf("`kubernetes.default.svc.cluster.local.` (A and AAAA in parallel, Go resolver) via the kube-dns Service; %d lookups after one warm-up, one run", dns.queries)},
+		{"DNS lookup from a pod, p99", usec(dns.p99), "same lookups"},
+		{"CoreDNS idle RSS", mib(float64(dns.rssKB)), "the coredns process in its pod, 30 s after the first lookup; one run"},
+	}
 }
 
 func ms(ns float64) string { return fmt.Sprintf("%.2f s", ns/1e9) }
