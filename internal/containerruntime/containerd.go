@@ -15,7 +15,8 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"go.opentelemetry.io/otel/trace/noop"
-	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	criapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	criclient "k8s.io/cri-client/pkg"
 	"k8s.io/klog/v2"
 
@@ -177,7 +178,7 @@ func (c *Containerd) Ready(ctx context.Context) error {
 func waitCRI(ctx context.Context, address string) error {
 	var last error
 	for {
-		rs, err := criclient.NewRemoteRuntimeService(ctx, "unix://"+address, 2*time.Second, noop.NewTracerProvider(), false)
+		rs, err := criService(ctx, address, 2*time.Second)
 		if err == nil {
 			_, err = rs.Version(ctx, "")
 		}
@@ -252,11 +253,11 @@ func (c *Containerd) Stop(ctx context.Context) error {
 }
 
 func removeSandboxes(ctx context.Context, address string) error {
-	rs, err := criclient.NewRemoteRuntimeService(ctx, "unix://"+address, 10*time.Second, noop.NewTracerProvider(), false)
+	rs, err := criService(ctx, address, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	pods, err := rs.ListPodSandbox(ctx, &criapi.PodSandboxFilter{})
+	pods, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{})
 	if err != nil {
 		return err
 	}
@@ -294,4 +295,13 @@ func killShims(shim string) int {
 		}
 	}
 	return n
+}
+
+// criService is a CRI client for containerd's socket.
+func criService(ctx context.Context, address string, timeout time.Duration) (criapi.RuntimeService, error) {
+	return criclient.NewRemoteRuntimeServiceBuilder().
+		WithEndpoint("unix://" + address).
+		WithConnectionTimeout(timeout).
+		WithTracerProvider(noop.NewTracerProvider()).
+		Build(ctx)
 }
