@@ -30,10 +30,7 @@ func newCtrCommand(g *globalOptions) *cobra.Command {
 		Short:              "Run containerd's ctr against this node's containerd (namespace k8s.io)",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) >= 2 && args[0] == "--data-dir" {
-				g.dataDir, args = args[1], args[2:]
-			}
-			l, err := g.layout()
+			l, args, err := g.passthroughLayout(args)
 			if err != nil {
 				return err
 			}

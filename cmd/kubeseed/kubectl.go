@@ -14,11 +14,7 @@ func newKubectlCommand(g *globalOptions) *cobra.Command {
 		Short:              "Run the embedded kubectl against this node as admin",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Flag parsing is kubectl's, so take our --data-dir by hand.
-			if len(args) >= 2 && args[0] == "--data-dir" {
-				g.dataDir, args = args[1], args[2:]
-			}
-			l, err := g.layout()
+			l, args, err := g.passthroughLayout(args)
 			if err != nil {
 				return err
 			}

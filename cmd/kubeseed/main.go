@@ -83,3 +83,13 @@ func newRootCommand() *cobra.Command {
 	)
 	return root
 }
+
+// passthroughLayout takes a leading --data-dir from the raw arguments of a
+// command whose flags belong to the tool it wraps (kubectl, ctr).
+func (g *globalOptions) passthroughLayout(args []string) (datadir.Layout, []string, error) {
+	if len(args) >= 2 && args[0] == "--data-dir" {
+		g.dataDir, args = args[1], args[2:]
+	}
+	l, err := g.layout()
+	return l, args, err
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
@@ -40,6 +41,10 @@ func CleanupHost(ctx context.Context, l datadir.Layout) ([]string, error) {
 		errs = append(errs, fmt.Errorf("kube-proxy rules: %w", err))
 	} else {
 		done = append(done, "kube-proxy's iptables rules")
+	}
+	// The kubelet's canary chains are not kube-proxy's to clean up.
+	for _, table := range []string{"nat", "mangle", "filter"} {
+		_ = exec.CommandContext(ctx, "iptables", "-t", table, "-X", "KUBE-KUBELET-CANARY").Run()
 	}
 	if link, err := netlink.LinkByName(defaults.CNIBridge); err == nil {
 		if err := netlink.LinkDel(link); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -28,24 +27,7 @@ func (s Store) KeyPath(name string) string  { return filepath.Join(s.Dir, name+"
 
 // Load reads a spec's key and certificate.
 func (s Store) Load(spec Spec) (*KeyPair, error) {
-	keyPEM, err := os.ReadFile(s.KeyPath(spec.Name))
-	if err != nil {
-		return nil, err
-	}
-	key, err := ParseKey(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.KeyPath(spec.Name), err)
-	}
-	kp := &KeyPair{Key: key}
-	if spec.KeyOnly {
-		return kp, nil
-	}
-	c, err := LoadCert(s.CertPath(spec.Name))
-	if err != nil {
-		return nil, err
-	}
-	kp.Cert = c
-	return kp, nil
+	return s.loadWith(spec, nil)
 }
 
 // LoadCert reads the first certificate of a PEM file.

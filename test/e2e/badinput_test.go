@@ -172,8 +172,10 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/memory/kubeseed"); !os.IsNotExist(err) {
 		t.Errorf("the kubelet's cgroup is still there after reset: %v", err)
 	}
-	if out, err := exec.Command("iptables", "-t", "nat", "-S", "KUBE-SERVICES").CombinedOutput(); err == nil {
-		t.Errorf("kube-proxy's rules are still there after reset:\n%s", out)
+	for _, chain := range []string{"KUBE-SERVICES", "KUBE-KUBELET-CANARY"} {
+		if out, err := exec.Command("iptables", "-t", "nat", "-S", chain).CombinedOutput(); err == nil {
+			t.Errorf("iptables chain %s is still there after reset:\n%s", chain, out)
+		}
 	}
 }
 
