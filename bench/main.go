@@ -29,7 +29,7 @@ const apiPort = 16443
 func main() {
 	runs := flag.Int("runs", 5, "runs per measurement; the median is reported")
 	out := flag.String("out", "docs/benchmarks.md", "Markdown file to write")
-	offset := flag.Int("port-offset", 31000, "port offset for the benchmark node")
+	offset := flag.Int("port-offset", 15000, "port offset for the benchmark node")
 	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and print its rows (the file is not written)")
 	flag.Parse()
 	bin := os.Getenv("KUBESEED_BIN")

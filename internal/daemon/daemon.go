@@ -76,7 +76,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	for _, n := range res.Notices {
 		progress(n)
 	}
-	if err := CheckPorts(l); err != nil {
+	if err := CheckPorts(l, progress); err != nil {
 		return err
 	}
 	adapt, err := hostinfo.Detect()
@@ -142,13 +142,20 @@ func prepare(ctx context.Context, l datadir.Layout, o Options, progress func(str
 }
 
 // CheckPorts fails, naming the port and its service, if any served port is
-// taken. It runs before anything starts, so a clash changes nothing.
-func CheckPorts(l datadir.Layout) error {
+// taken. It runs before anything starts, so a clash changes nothing. It warns
+// of ports in the kernel's ephemeral range, which an outgoing connection may
+// take at any time.
+func CheckPorts(l datadir.Layout, warn func(string)) error {
 	ports, err := services.Ports(l)
 	if err != nil {
 		return err
 	}
+	lo, hi, rangeErr := hostinfo.EphemeralRange()
 	for _, s := range services.Served() {
+		if p := ports[s.Name]; rangeErr == nil && p >= lo && p <= hi {
+			warn(fmt.Sprintf("warning: port %d (%s, --%s in %s) is in the kernel's ephemeral range %d-%d (%s); an outgoing connection can take it and make the service fail to listen. Pick a port outside that range",
+				p, s.Name, s.Flag, l.Args(s.Component), lo, hi, hostinfo.EphemeralPortsFile))
+		}
 		addr := net.JoinHostPort(s.Bind.Address(), strconv.Itoa(ports[s.Name]))
 		ln, err := net.Listen(s.Protocol, addr)
 		if err != nil {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
 )
 
 // Default ports, as in internal/services.Table; the port-audit test checks
@@ -56,14 +58,20 @@ type node struct {
 	extraEnv []string
 }
 
-// freeOffset picks a random port offset at which every default port is free.
+// freeOffset picks a random port offset at which every default port is free
+// and outside the kernel's ephemeral range: a listener in that range can find
+// its port taken by some outgoing connection.
 func freeOffset(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		off := 20000 + rand.IntN(400)*50
+	lo, hi, err := hostinfo.EphemeralRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		off := 1000 + rand.IntN(600)*50
 		ok := true
 		for _, p := range defaultPorts {
-			if !portFree(p + off) {
+			if p+off >= lo && p+off <= hi || p+off > 65535 || !portFree(p+off) {
 				ok = false
 				break
 			}
