@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kubeseed/kubeseed/internal/pki"
+	"github.com/kubeseed/kubeseed/internal/procfs"
 )
 
 const apiPort = 16443
@@ -172,7 +173,7 @@ func measure(bin, dir string, offset int) (sample, error) {
 	// Idle: let start-up work settle before sampling memory.
 	time.Sleep(10 * time.Second)
 	s.rssKB = rss(cmd.Process.Pid)
-	for _, p := range descendants(cmd.Process.Pid) {
+	for _, p := range procfs.Descendants(cmd.Process.Pid) {
 		s.totalKB += rss(p)
 	}
 	return s, nil
@@ -323,32 +324,6 @@ func bootstrapNote() string {
 		}
 	}
 	return fmt.Sprintf("includes bootstrap: %d keys and certificates, %d kubeconfigs", len(pki.Table), kubeconfigs)
-}
-
-// descendants lists the processes below pid (containerd, shims).
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		if len(f) > 1 {
-			ppid, _ := strconv.Atoi(f[1])
-			children[ppid] = append(children[ppid], p)
-		}
-	}
-	out := []int{pid}
-	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
-	}
-	return out
 }
 
 type podLatency struct{ p50, p99 float64 }

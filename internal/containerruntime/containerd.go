@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/embedded"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/procfs"
 )
 
 // Restart policy for a crashed containerd: pods keep running in their
@@ -276,18 +275,9 @@ func removeSandboxes(ctx context.Context, address string) error {
 
 // killShims kills processes running our shim binary and returns how many.
 func killShims(shim string) int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
 	n := 0
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
-		if err != nil || strings.TrimSuffix(exe, " (deleted)") != shim {
+	for _, pid := range procfs.PIDs() {
+		if exe, err := procfs.Exe(pid); err != nil || exe != shim {
 			continue
 		}
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {

@@ -14,6 +14,8 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -27,55 +29,68 @@ const Snapshotter = "overlayfs"
 // pinnedLabel keeps the CRI plugin from garbage-collecting an image.
 const pinnedLabel = "io.cri-containerd.pinned"
 
-// PauseImageArchive builds the built-in pause image from the embedded
-// pause program.
-func PauseImageArchive() ([]byte, error) {
-	bin, err := embedded.Binary(embedded.Pause)
-	if err != nil {
-		return nil, err
-	}
-	return images.BuildOCIArchive(images.Spec{
-		Name:       defaults.PauseImage,
-		Files:      []images.File{{Path: "/pause", Mode: 0o755, Data: bin}},
-		Entrypoint: []string{"/pause"},
-	})
+// sourceLabel records the digest of the binary an image was built from, so
+// a start skips rebuilding and re-importing an image that is already current.
+const sourceLabel = "io.kubeseed.source-digest"
+
+// builtin is an image built at start from one embedded binary.
+type builtin struct {
+	what   string // for messages
+	name   string // image reference
+	binary string // embedded binary, run as the entrypoint
 }
 
-// CoreDNSImageArchive builds the DNS addon's image from the embedded
-// CoreDNS. It holds the one static binary; the pod runs it as a non-root
-// user with its Corefile mounted from a ConfigMap.
-func CoreDNSImageArchive() ([]byte, error) {
-	bin, err := embedded.Binary(embedded.CoreDNS)
-	if err != nil {
-		return nil, err
-	}
+var builtins = []builtin{
+	{"pause", defaults.PauseImage, embedded.Pause},
+	// CoreDNS holds the one static binary; the pod runs it as a non-root user
+	// with its Corefile mounted from a ConfigMap.
+	{"CoreDNS", dns.Image, embedded.CoreDNS},
+}
+
+func (b builtin) archive(bin []byte) ([]byte, error) {
+	path := "/" + b.binary
 	return images.BuildOCIArchive(images.Spec{
-		Name:       dns.Image,
-		Files:      []images.File{{Path: "/coredns", Mode: 0o755, Data: bin}},
-		Entrypoint: []string{"/coredns"},
+		Name:       b.name,
+		Files:      []images.File{{Path: path, Mode: 0o755, Data: bin}},
+		Entrypoint: []string{path},
 	})
 }
 
 // ImportBuiltins imports the images every node needs, so no registry is
-// ever contacted for them.
+// ever contacted for them. An image already imported from the same binary
+// and unpacked is kept as it is.
 func ImportBuiltins(ctx context.Context, client *containerd.Client) error {
-	for _, b := range []struct {
-		what  string
-		build func() ([]byte, error)
-	}{
-		{"pause", PauseImageArchive},
-		{"CoreDNS", CoreDNSImageArchive},
-	} {
-		archive, err := b.build()
+	for _, b := range builtins {
+		bin, err := embedded.Binary(b.binary)
 		if err != nil {
 			return err
 		}
-		_, err = importArchive(ctx, client, bytes.NewReader(archive), map[string]string{pinnedLabel: "pinned"})
+		source := digest.FromBytes(bin).String()
+		if current(ctx, client, b.name, source) {
+			continue
+		}
+		archive, err := b.archive(bin)
 		if err != nil {
+			return err
+		}
+		labels := map[string]string{pinnedLabel: "pinned", sourceLabel: source}
+		if _, err = importArchive(ctx, client, bytes.NewReader(archive), labels); err != nil {
 			return fmt.Errorf("import the built-in %s image: %w", b.what, err)
 		}
+		klog.InfoS("Imported a built-in image", "image", b.name, "source", source)
 	}
 	return nil
+}
+
+// current reports whether the image name exists, was built from source and
+// is unpacked for the CRI's snapshotter.
+func current(ctx context.Context, client *containerd.Client, name, source string) bool {
+	img, err := client.ImageService().Get(ctx, name)
+	if err != nil || img.Labels[sourceLabel] != source {
+		return false
+	}
+	unpacked, err := containerd.NewImageWithPlatform(client, img, platforms.Default()).IsUnpacked(ctx, Snapshotter)
+	return err == nil && unpacked
 }
 
 // ImportFile imports an OCI or docker-archive tarball (optionally gzipped)

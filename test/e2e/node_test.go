@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/procfs"
 )
 
 // Default ports, as in internal/services.Table; the port-audit test checks
@@ -231,6 +232,15 @@ func (n *node) dumpLog() {
 	n.t.Logf("last lines of %s:\n%s", n.log, strings.Join(lines, "\n"))
 }
 
+// logCount counts the node log's lines that hold s.
+func (n *node) logCount(s string) int {
+	data, err := os.ReadFile(n.log)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return strings.Count(string(data), s)
+}
+
 func (n *node) path(parts ...string) string {
 	return filepath.Join(append([]string{n.dir}, parts...)...)
 }
@@ -255,40 +265,12 @@ func (n *node) tlsConfig(ca, client string) *tls.Config {
 	return cfg
 }
 
-// descendants returns pid and every process below it (containerd, shims).
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state, ppid, ...
-		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
-		f := strings.Fields(rest)
-		if len(f) > 1 {
-			ppid, _ := strconv.Atoi(f[1])
-			children[ppid] = append(children[ppid], p)
-		}
-	}
-	out := []int{pid}
-	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
-	}
-	return out
-}
-
 // listeners returns "ip:port" of every TCP socket the process and its
 // descendants listen on, read from /proc so the audit sees what the kernel sees.
 func listeners(t *testing.T, pid int) map[string]bool {
 	t.Helper()
 	inodes := map[string]bool{}
-	for _, p := range descendants(pid) {
+	for _, p := range procfs.Descendants(pid) {
 		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
 		for _, fd := range fds {
 			target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p, fd.Name()))

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kubeseed/kubeseed/internal/images"
+	"github.com/kubeseed/kubeseed/internal/procfs"
 )
 
 const testImage = "kubeseed.local/busybox:test"
@@ -236,7 +237,7 @@ func TestNodeRunsPods(t *testing.T) {
 
 	t.Run("stop leaves nothing running and restart brings pods back", func(t *testing.T) {
 		pid := n.cmd.Process.Pid
-		procs := descendants(pid)
+		procs := procfs.Descendants(pid)
 		n.stop()
 		for _, p := range procs[1:] {
 			if syscall.Kill(p, 0) == nil && !zombie(p) {
@@ -253,7 +254,14 @@ func TestNodeRunsPods(t *testing.T) {
 			}
 			return nil
 		})
+		imported := n.logCount("Imported a built-in image")
+		if imported < 2 {
+			t.Errorf("the first start logged %d built-in image imports, want pause and CoreDNS", imported)
+		}
 		n.start()
+		if again := n.logCount("Imported a built-in image") - imported; again != 0 {
+			t.Errorf("a warm start imported %d built-in images again; they were current", again)
+		}
 		n.waitFor("deployment web available after restart", "rollout", "status", "deployment/web", "--timeout=120s")
 		n.waitFor("pod client ready after restart", "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
 		body, err := retryGet("http://"+clusterIP+"/", 60*time.Second)
@@ -321,7 +329,7 @@ func (n *node) containerPID(t *testing.T, pod string) int {
 }
 
 func (n *node) containerdPIDOrZero() int {
-	for _, p := range descendants(n.cmd.Process.Pid)[1:] {
+	for _, p := range procfs.Descendants(n.cmd.Process.Pid)[1:] {
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 		args := strings.Split(string(cmdline), "\x00")
 		if len(args) > 1 && args[1] == "containerd" {
