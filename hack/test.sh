@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the end-to-end tests run a real node"; exit 1; }
 source hack/deps.sh
-[ -x /usr/bin/kubectl ] || { echo "the e2e tests use a stock kubectl at /usr/bin/kubectl; install one"; exit 1; }
 export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false -trimpath"
+source hack/kubectl.sh
 make build
 unformatted=$(gofmt -l cmd internal test bench 2>/dev/null || true)
 [ -z "$unformatted" ] || { echo "gofmt needed: $unformatted"; exit 1; }

@@ -45,13 +45,19 @@ func HostIPs() ([]net.IP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
+	return hostIPs(ifaces, func(ifc net.Interface) ([]net.Addr, error) { return ifc.Addrs() })
+}
+
+// hostIPs is HostIPs over the given interfaces; addrsOf is asked only for the
+// interfaces kept. A seam for tests.
+func hostIPs(ifaces []net.Interface, addrsOf func(net.Interface) ([]net.Addr, error)) ([]net.IP, error) {
 	seen := map[string]bool{}
 	var ips []net.IP
 	for _, ifc := range ifaces {
 		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || IsOverlay(ifc.Name) {
 			continue
 		}
-		addrs, err := ifc.Addrs()
+		addrs, err := addrsOf(ifc)
 		if err != nil {
 			return nil, fmt.Errorf("addresses of %s: %w", ifc.Name, err)
 		}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"crypto/x509"
 	"encoding/csv"
 	"encoding/json"
@@ -134,9 +133,6 @@ func TestAuth(t *testing.T) {
 	})
 
 	t.Run("the node stays Ready and runs a pod under RBAC", func(t *testing.T) {
-		if !n.hasKubelet(t) {
-			t.Skip("this build runs no kubelet (no kubelet service in `kubeseed status`); the node part lands with the node milestone")
-		}
 		n.nodeReadyAndPodRuns(t)
 	})
 
@@ -394,7 +390,7 @@ func (n *node) kubectlAs(t *testing.T, creds []string, args ...string) (string, 
 			"--certificate-authority", n.path("certs", "ca.crt"))
 	}
 	full = append(append(full, creds...), args...)
-	out, err := exec.Command("/usr/bin/kubectl", full...).CombinedOutput()
+	out, err := exec.Command(stockKubectl, full...).CombinedOutput()
 	return string(out), err
 }
 
@@ -422,19 +418,6 @@ func (n *node) whoami(t *testing.T, creds ...string) identity {
 		t.Fatalf("whoami output: %v\n%s", err, out)
 	}
 	return identity{r.Status.UserInfo.Username, r.Status.UserInfo.Groups}
-}
-
-// hasKubelet reports whether the node runs a kubelet: its services table
-// in `kubeseed status` lists one.
-func (n *node) hasKubelet(t *testing.T) bool {
-	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(n.mustKubeseed("status")))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) > 0 && f[0] == "kubelet" {
-			return true
-		}
-	}
-	return false
 }
 
 // nodeReadyAndPodRuns checks the node is Ready and a pod is created,

@@ -5,10 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubeseed/kubeseed/internal/containerruntime"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
 )
 
 // TestBadInputChangesNothing corrupts one user-editable input at a time in
@@ -118,39 +123,28 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
-// TestImportRejectsNonArchives checks `images import` on files that are
-// not image archives, with a running node.
-func TestImportRejectsNonArchives(t *testing.T) {
-	n := newNode(t, freeOffset(t))
-	n.start()
-	dir := t.TempDir()
-	plain := filepath.Join(dir, "notes.txt")
-	_ = os.WriteFile(plain, []byte("hello"), 0o644)
-	tarball := filepath.Join(dir, "files.tar")
-	if out, err := exec.Command("tar", "-cf", tarball, "-C", dir, "notes.txt").CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	for file, want := range map[string]string{
-		plain:                        "is not an image archive",
-		tarball:                      "has no index.json",
-		filepath.Join(dir, "absent"): "no such file",
-	} {
-		out, err := n.kubeseed("images", "import", file)
-		if err == nil || !strings.Contains(out, want) {
-			t.Errorf("import %s: %v\n%s (want %q)", file, err, out, want)
-		}
-	}
-}
-
 // TestReset checks that reset asks first, refuses while the node runs, and
 // then deletes the data dir.
 func TestReset(t *testing.T) {
 	n := newNode(t, freeOffset(t))
 	n.start()
+	// CoreDNS's pod puts a sandbox on the pod network.
+	n.waitFor("coredns rolled out", "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s")
 	if out, err := n.kubeseed("reset", "--yes"); err == nil || !strings.Contains(out, "kubeseed stop") {
 		t.Errorf("reset of a running node: %v\n%s", err, out)
 	}
 	n.stop()
+	layout, err := datadir.New(n.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shimDir := containerruntime.ShimSocketDir(layout)
+	left := hostLeftovers(shimDir)
+	for _, want := range []string{"cgroup", "iptables", "interface"} {
+		if !slices.ContainsFunc(left, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Errorf("a stopped node left no %s on the host (the README says it does): %v", want, left)
+		}
+	}
 	cmd := exec.Command(kubeseedBin, "reset")
 	cmd.Env = n.env()
 	cmd.Stdin = strings.NewReader("no\n")
@@ -169,14 +163,38 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat(n.dir); !os.IsNotExist(err) {
 		t.Errorf("data dir still there after reset: %v", err)
 	}
-	if _, err := os.Stat("/sys/fs/cgroup/memory/kubeseed"); !os.IsNotExist(err) {
-		t.Errorf("the kubelet's cgroup is still there after reset: %v", err)
+	if left := hostLeftovers(shimDir); len(left) > 0 {
+		t.Errorf("reset left on the host: %v", left)
+	}
+}
+
+// hostLeftovers lists what a node leaves on the host, as the README's
+// "What a node leaves on the host" names it.
+func hostLeftovers(shimDir string) []string {
+	var left []string
+	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + defaults.CgroupRoot[1:])
+	if _, err := os.Stat("/sys/fs/cgroup" + defaults.CgroupRoot); err == nil {
+		cgroups = append(cgroups, "/sys/fs/cgroup"+defaults.CgroupRoot)
+	}
+	for _, c := range cgroups {
+		left = append(left, "cgroup "+c)
 	}
 	for _, chain := range []string{"KUBE-SERVICES", "KUBE-KUBELET-CANARY"} {
-		if out, err := exec.Command("iptables", "-t", "nat", "-S", chain).CombinedOutput(); err == nil {
-			t.Errorf("iptables chain %s is still there after reset:\n%s", chain, out)
+		if exec.Command("iptables", "-t", "nat", "-S", chain).Run() == nil {
+			left = append(left, "iptables chain "+chain)
 		}
 	}
+	if exec.Command("ip", "link", "show", defaults.CNIBridge).Run() == nil {
+		left = append(left, "interface "+defaults.CNIBridge)
+	}
+	results, _ := filepath.Glob("/var/lib/cni/results/" + defaults.CNINetworkName + "-*")
+	for _, r := range results {
+		left = append(left, "CNI result "+r)
+	}
+	if _, err := os.Stat(shimDir); err == nil {
+		left = append(left, "shim socket dir "+shimDir)
+	}
+	return left
 }
 
 // dataFiles is every top-level entry of the data dir but run/, whose PID

@@ -385,7 +385,7 @@ func TestCARefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	kubectlWith := func(cfg string) (string, error) {
-		out, err := exec.Command("/usr/bin/kubectl", "--kubeconfig", cfg, "--cache-dir", t.TempDir(), "get", "namespaces").CombinedOutput()
+		out, err := exec.Command(stockKubectl, "--kubeconfig", cfg, "--cache-dir", t.TempDir(), "get", "namespaces").CombinedOutput()
 		return string(out), err
 	}
 	n.stop()

@@ -117,7 +117,7 @@ func TestControlPlane(t *testing.T) {
 		if err != nil || ep != defaultIP(t) {
 			t.Errorf("kubernetes endpoint %q (err %v), want %s", ep, err, defaultIP(t))
 		}
-		got, err := exec.Command("/usr/bin/kubectl", "--kubeconfig", cfgPath, "--cache-dir", t.TempDir(), "get", "--raw", "/readyz").CombinedOutput()
+		got, err := exec.Command(stockKubectl, "--kubeconfig", cfgPath, "--cache-dir", t.TempDir(), "get", "--raw", "/readyz").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(got)) != "ok" {
 			t.Fatalf("kubectl via default IP: %v %s", err, got)
 		}

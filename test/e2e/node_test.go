@@ -212,11 +212,20 @@ func (n *node) mustKubeseed(args ...string) string {
 	return out
 }
 
-// kubectl runs the stock /usr/bin/kubectl, an outside client, as admin.
+// stockKubectl is an outside client: the machine's /usr/bin/kubectl, or the
+// upstream kubectl that hack/deps.sh builds where there is none.
+var stockKubectl = func() string {
+	if _, err := os.Stat("/usr/bin/kubectl"); err == nil {
+		return "/usr/bin/kubectl"
+	}
+	return "/usr/local/bin/kubectl"
+}()
+
+// kubectl runs the stock kubectl as admin.
 func (n *node) kubectl(args ...string) (string, error) {
 	full := append([]string{"--kubeconfig", filepath.Join(n.dir, "credentials", "client.config"),
 		"--cache-dir", filepath.Join(n.dir, "..", "kubectl-cache")}, args...)
-	out, err := exec.Command("/usr/bin/kubectl", full...).CombinedOutput()
+	out, err := exec.Command(stockKubectl, full...).CombinedOutput()
 	return string(out), err
 }
 

@@ -142,7 +142,7 @@ func TestNodeRunsPods(t *testing.T) {
 	})
 	t.Run("port-forward", func(t *testing.T) {
 		local := strconv.Itoa(freePort(t))
-		pf := exec.Command("/usr/bin/kubectl", "--kubeconfig", n.path("credentials", "client.config"),
+		pf := exec.Command(stockKubectl, "--kubeconfig", n.path("credentials", "client.config"),
 			"port-forward", "deploy/web", local+":8080")
 		pf.Stdout, pf.Stderr = io.Discard, io.Discard
 		if err := pf.Start(); err != nil {
@@ -278,7 +278,7 @@ func (n *node) apply(manifest string) {
 	var out []byte
 	var err error
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-		cmd := exec.Command("/usr/bin/kubectl", "--kubeconfig", n.path("credentials", "client.config"), "apply", "-f", "-")
+		cmd := exec.Command(stockKubectl, "--kubeconfig", n.path("credentials", "client.config"), "apply", "-f", "-")
 		cmd.Stdin = strings.NewReader(manifest)
 		if out, err = cmd.CombinedOutput(); err == nil {
 			return
