@@ -127,7 +127,7 @@ func checkSocketPath(path string) error {
 	if len(path) > maxSocketPath {
 		return fmt.Errorf("containerd socket path %s is %d bytes, over the %d-byte limit of unix sockets: use a shorter --data-dir, or set --address in args/containerd", path, len(path), maxSocketPath)
 	}
-	if err := fsutil.EnsureDir(filepath.Dir(path), 0o755); err != nil {
+	if err := fsutil.MakeDir(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("containerd socket directory: %w (set --address in args/containerd to a writable place)", err)
 	}
 	st, err := os.Lstat(path)

@@ -303,6 +303,21 @@ func TestCheckSocketPath(t *testing.T) {
 		t.Errorf("parent not created: %v", err)
 	}
 
+	// An existing parent keeps its mode, sticky bit and all (e.g. /tmp).
+	shared := filepath.Join(dir, "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkSocketPath(filepath.Join(shared, "c.sock")); err != nil {
+		t.Errorf("shared parent: %v", err)
+	}
+	if st, err := os.Stat(shared); err != nil || st.Mode()&(os.ModePerm|os.ModeSticky) != 0o777|os.ModeSticky {
+		t.Errorf("checkSocketPath changed the mode of an existing parent to %v (%v)", st.Mode(), err)
+	}
+
 	// A parent that is a file cannot hold the socket.
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {

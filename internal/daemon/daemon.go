@@ -48,7 +48,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	if progress == nil {
 		progress = func(string) {}
 	}
-	if err := fsutil.EnsureDir(l.Root, 0o755); err != nil {
+	if err := fsutil.MakeDir(l.Root, 0o755); err != nil {
 		return err
 	}
 	if err := fsutil.EnsureDir(l.RunDir(), 0o755); err != nil {

@@ -45,8 +45,26 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return syncDir(dir)
 }
 
-// EnsureDir creates dir with perm if missing and tightens its mode if it
-// exists with a looser one.
+// MakeDir creates dir with perm if missing and leaves an existing one as it
+// is: for places a user may point kubeseed at, such as /tmp or a shared
+// directory, whose mode is not ours to change.
+func MakeDir(dir string, perm os.FileMode) error {
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory", dir)
+	}
+	return nil
+}
+
+// EnsureDir creates dir with perm if missing and sets its mode to perm if it
+// exists with another one: for kubeseed's own directories (certs/,
+// credentials/), whose modes are part of their security.
 func EnsureDir(dir string, perm os.FileMode) error {
 	if err := os.MkdirAll(dir, perm); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)

@@ -16,6 +16,7 @@ import (
 var overlayPrefixes = []string{
 	"cni", "cali", "flannel", "vxlan", "veth", "docker", "br-", "cilium",
 	"kube-", "tunl", "weave", "lxc", "virbr", "genev", "wg", "tap", "ifb",
+	"podman", "lxdbr", "incusbr", "antrea-", "ovn-k8s", "wireguard", "nodelocaldns",
 }
 
 // IsOverlay reports whether an interface name belongs to a CNI or overlay.

@@ -22,6 +22,13 @@ func TestIsOverlay(t *testing.T) {
 		{"vxlan.calico", true},
 		{"vxlan-v6.calico", true},
 		{"cali123abc", true},
+		{"podman0", true},
+		{"lxdbr0", true},
+		{"incusbr0", true},
+		{"antrea-gw0", true},
+		{"ovn-k8s-mp0", true},
+		{"wireguard.cali", true},
+		{"nodelocaldns", true},
 		{"veth1a2b3c", true},
 		{"docker0", true},
 		{"br-0123456789ab", true}, // docker user network

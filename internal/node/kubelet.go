@@ -83,7 +83,7 @@ func (k *Kubelet) Init(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", flags.KubeletConfigFile, err)
 	}
 	for _, dir := range []string{flags.RootDirectory, flags.CertDirectory} {
-		if err := fsutil.EnsureDir(dir, 0o700); err != nil {
+		if err := fsutil.MakeDir(dir, 0o700); err != nil {
 			return err
 		}
 	}
@@ -109,6 +109,9 @@ func (k *Kubelet) loadConfig(ctx context.Context, path string) (*kubeletconfig.K
 	var doc map[string]any
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if doc == nil {
+		return nil, fmt.Errorf("%s is empty: it must hold a KubeletConfiguration (apiVersion: kubelet.config.k8s.io/v1beta1); move it away and start again to get the default one", path)
 	}
 	if _, set := doc["cgroupDriver"]; !set {
 		doc["cgroupDriver"] = k.adapt.CgroupDriver()

@@ -143,6 +143,15 @@ func TestKubeletConfigErrors(t *testing.T) {
 			}
 		})
 	}
+	for _, text := range []string{"", "# nothing here\n"} {
+		k, path := newKubelet(t, hostinfo.Adaptations{}, "")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.loadConfig(context.Background(), path); err == nil || !strings.Contains(err.Error(), "kubelet.yaml is empty") {
+			t.Errorf("kubelet.yaml holding %q: err = %v", text, err)
+		}
+	}
 	k, _ := newKubelet(t, hostinfo.Adaptations{}, "")
 	if _, err := k.loadConfig(context.Background(), filepath.Join(k.layout.Root, "nope.yaml")); err == nil || !strings.Contains(err.Error(), "read kubelet config") {
 		t.Errorf("missing file: err = %v", err)

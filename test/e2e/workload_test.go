@@ -34,16 +34,8 @@ func busyboxArchive(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("busybox-static is needed (apt-get install busybox-static): %v", err)
 	}
-	files := []images.File{{Path: "/bin/busybox", Mode: 0o755, Data: bin}}
-	for _, applet := range []string{"sh", "sleep", "httpd", "nc", "printf", "echo", "cat", "mkdir", "hostname", "nslookup", "ls", "ps"} {
-		files = append(files, images.File{Path: "/bin/" + applet, Mode: fs.ModeSymlink | 0o777, Linkname: "busybox"})
-	}
-	files = append(files,
-		images.File{Path: "/etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
-		images.File{Path: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnobody:x:65534:\n")},
-		images.File{Path: "/tmp", Mode: fs.ModeDir | 0o777},
-	)
-	archive, err := images.BuildOCIArchive(images.Spec{Name: testImage, Files: files, Cmd: []string{"/bin/sh"}})
+	archive, err := images.BuildOCIArchive(images.Busybox(testImage, bin,
+		"sh", "sleep", "httpd", "nc", "printf", "echo", "cat", "mkdir", "hostname", "nslookup", "ls", "ps"))
 	if err != nil {
 		t.Fatal(err)
 	}
