@@ -241,6 +241,25 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		n.assertSameProcess(pid)
 	})
 
+	t.Run("controller-manager, scheduler and kubelet take up refreshed certificates without a restart", func(t *testing.T) {
+		for _, c := range []struct{ cert, service string }{
+			{"kube-controller-manager", "kube-controller-manager"},
+			{"kube-scheduler", "kube-scheduler"},
+			{"kubelet-serving", "kubelet"},
+		} {
+			addr := fmt.Sprintf("127.0.0.1:%d", n.port(c.service))
+			before, err := servedCert(addr, n.tlsConfig("ca", ""))
+			if err != nil {
+				t.Fatalf("TLS to %s on %s: %v", c.service, addr, err)
+			}
+			n.mustKubeseed("refresh-certs", "--cert", c.cert+".crt")
+			waitServed(t, addr, n.tlsConfig("ca", ""), 30*time.Second, c.service+" serves the refreshed "+c.cert+".crt",
+				func(x *x509.Certificate) bool { return x.SerialNumber.Cmp(before.SerialNumber) != 0 })
+		}
+		n.assertSameProcess(pid)
+		n.waitFor("node still Ready", "wait", "--for=condition=Ready", "node", "--all", "--timeout=30s")
+	})
+
 	t.Run("check with an injected clock", func(t *testing.T) {
 		out := n.mustKubeseed("refresh-certs", "--check")
 		if !strings.Contains(out, "every certificate has at least 30 days left") {
