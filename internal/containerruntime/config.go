@@ -113,12 +113,12 @@ func Preflight(o Options) error {
 	}
 	var missing []string
 	for _, p := range requiredCNIPlugins {
-		if _, err := os.Stat(filepath.Join(o.CNIBinDir, p)); err != nil {
+		if st, err := os.Stat(filepath.Join(o.CNIBinDir, p)); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
 			missing = append(missing, p)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("CNI plugins %v are missing from %s: install them with `apt-get install containernetworking-plugins` (or run hack/setup.sh), or set --cni-bin-dir in args/containerd", missing, o.CNIBinDir)
+		return fmt.Errorf("CNI plugins %v are missing from %s (or not executable files): install them with `apt-get install containernetworking-plugins` (or run hack/setup.sh), or set --cni-bin-dir in args/containerd", missing, o.CNIBinDir)
 	}
 	return checkSocketPath(o.Address)
 }

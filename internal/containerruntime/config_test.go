@@ -248,6 +248,7 @@ func TestPreflight(t *testing.T) {
 		{"no runc", false, allPlugins, "", []string{"runc is not installed", "apt-get install runc"}},
 		{"no plugins", true, nil, "", []string{"[bridge host-local portmap loopback] are missing", "containernetworking-plugins", "--cni-bin-dir"}},
 		{"some plugins", true, []string{"bridge", "portmap"}, "", []string{"[host-local loopback] are missing"}},
+		{"plugin not executable", true, allPlugins, "", []string{"[portmap] are missing", "not executable"}},
 		{"socket path too long", true, allPlugins, "/" + strings.Repeat("a", 100), []string{"101 bytes", "100-byte limit", "--address"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,6 +259,11 @@ func TestPreflight(t *testing.T) {
 			}
 			for _, p := range tt.plugins {
 				fakeBin(t, cni, p)
+			}
+			if tt.name == "plugin not executable" {
+				if err := os.Chmod(filepath.Join(cni, "portmap"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			addr := tt.address
 			if addr == "" {

@@ -54,7 +54,11 @@ func New(l datadir.Layout, adapt hostinfo.Adaptations) *Containerd {
 	return &Containerd{layout: l, adapt: adapt, logOut: os.Stderr, exited: make(chan error, 1)}
 }
 
-func (c *Containerd) Name() string         { return defaults.ContainerdComponent }
+func (c *Containerd) Name() string { return defaults.ContainerdComponent }
+
+// ReadyBefore lets etcd and the control plane start while containerd loads;
+// only the kubelet needs it.
+func (c *Containerd) ReadyBefore() string  { return defaults.KubeletComponent }
 func (c *Containerd) Exited() <-chan error { return c.exited }
 
 // ShimPath is where the runc shim is installed for containerd to find.
@@ -172,6 +176,9 @@ func (c *Containerd) Ready(ctx context.Context) error {
 	return ImportBuiltins(ctx, client)
 }
 
+// startPoll is how often the start-up waits below retry.
+const startPoll = 50 * time.Millisecond
+
 // waitCRI waits until the CRI runtime service answers, so the kubelet
 // never meets a containerd whose CRI plugin is still loading.
 func waitCRI(ctx context.Context, address string) error {
@@ -188,7 +195,7 @@ func waitCRI(ctx context.Context, address string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("containerd's CRI service at %s: %w (last: %v); check `kubeseed ctr plugins ls` for a CRI plugin that failed to load", address, ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(startPoll):
 		}
 	}
 }
@@ -209,7 +216,7 @@ func Connect(ctx context.Context, address string) (*containerd.Client, error) {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("containerd at %s: %w (last: %v)", address, ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(startPoll):
 		}
 	}
 }

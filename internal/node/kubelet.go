@@ -51,7 +51,11 @@ func NewKubelet(l datadir.Layout, adapt hostinfo.Adaptations) *Kubelet {
 	return &Kubelet{layout: l, adapt: adapt, done: make(chan struct{}), exited: make(chan error, 1)}
 }
 
-func (k *Kubelet) Name() string         { return defaults.KubeletComponent }
+func (k *Kubelet) Name() string { return defaults.KubeletComponent }
+
+// ReadyBefore lets kube-proxy start while the kubelet comes up; only the
+// node as a whole needs it.
+func (k *Kubelet) ReadyBefore() string  { return "" }
 func (k *Kubelet) Exited() <-chan error { return k.exited }
 
 // Init parses the flags and the config file and validates them.

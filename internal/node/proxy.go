@@ -33,7 +33,10 @@ func NewKubeProxy(l datadir.Layout) *KubeProxy {
 	return &KubeProxy{layout: l, done: make(chan struct{}), exited: make(chan error, 1)}
 }
 
-func (p *KubeProxy) Name() string         { return defaults.KubeProxyComponent }
+func (p *KubeProxy) Name() string { return defaults.KubeProxyComponent }
+
+// ReadyBefore: nothing else waits for kube-proxy's first sync.
+func (p *KubeProxy) ReadyBefore() string  { return "" }
 func (p *KubeProxy) Exited() <-chan error { return p.exited }
 
 // Init parses and validates args/kube-proxy.

@@ -26,6 +26,21 @@ type Component interface {
 	Exited() <-chan error
 }
 
+// Overlapped is implemented by a component whose readiness the components
+// after it need not wait for. The supervisor awaits it just before starting
+// the component named by ReadyBefore, or, for "", before reporting the node
+// ready; start-up work of independent components then overlaps.
+type Overlapped interface {
+	ReadyBefore() string
+}
+
+// pendingReady is an Overlapped component's readiness, still being awaited.
+type pendingReady struct {
+	c     Component
+	done  chan error
+	start time.Time
+}
+
 // Supervisor owns an ordered list of components.
 type Supervisor struct {
 	components  []Component
@@ -65,7 +80,22 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	}
 
 	exited := make(chan error, len(s.components))
+	readyCtx, cancelReady := context.WithCancel(ctx)
+	defer cancelReady()
+	pending := map[string][]pendingReady{} // by the component that needs them
+	awaitPending := func(before string) error {
+		for _, p := range pending[before] {
+			if err := s.await(p, exited); err != nil {
+				return err
+			}
+		}
+		delete(pending, before)
+		return nil
+	}
 	for _, c := range s.components {
+		if err := awaitPending(c.Name()); err != nil {
+			return errors.Join(err, stopAll())
+		}
 		s.progress("starting " + c.Name())
 		if err := c.Start(ctx); err != nil {
 			return errors.Join(fmt.Errorf("start %s: %w", c.Name(), err), stopAll())
@@ -78,7 +108,18 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 				exited <- fmt.Errorf("%s exited", c.Name())
 			}
 		}(c)
-		if err := s.waitReady(ctx, c, exited); err != nil {
+		p := pendingReady{c: c, done: make(chan error, 1), start: time.Now()}
+		go func() { p.done <- c.Ready(readyCtx) }()
+		if o, ok := c.(Overlapped); ok {
+			pending[o.ReadyBefore()] = append(pending[o.ReadyBefore()], p)
+			continue
+		}
+		if err := s.await(p, exited); err != nil {
+			return errors.Join(err, stopAll())
+		}
+	}
+	for before := range pending {
+		if err := awaitPending(before); err != nil {
 			return errors.Join(err, stopAll())
 		}
 	}
@@ -94,26 +135,23 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	}
 }
 
-func (s *Supervisor) waitReady(ctx context.Context, c Component, exited <-chan error) error {
-	readyCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- c.Ready(readyCtx) }()
+// await waits for a started component's readiness, reporting progress, and
+// fails early if any component exits meanwhile.
+func (s *Supervisor) await(p pendingReady, exited <-chan error) error {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-done:
+		case err := <-p.done:
 			if err != nil {
-				return fmt.Errorf("%s not ready: %w", c.Name(), err)
+				return fmt.Errorf("%s not ready: %w", p.c.Name(), err)
 			}
-			s.progress(fmt.Sprintf("%s ready after %s", c.Name(), time.Since(start).Round(time.Millisecond)))
+			s.progress(fmt.Sprintf("%s ready after %s", p.c.Name(), time.Since(p.start).Round(time.Millisecond)))
 			return nil
 		case err := <-exited:
 			return err
 		case <-tick.C:
-			s.progress(fmt.Sprintf("still waiting for %s (%s)", c.Name(), time.Since(start).Round(time.Second)))
+			s.progress(fmt.Sprintf("still waiting for %s (%s)", p.c.Name(), time.Since(p.start).Round(time.Second)))
 		}
 	}
 }

@@ -115,3 +115,81 @@ func TestComponentExitStopsTheRest(t *testing.T) {
 		t.Errorf("not stopped: %v", got)
 	}
 }
+
+// overlapped is a fake whose readiness the next components need not await.
+type overlapped struct {
+	*fake
+	before  string
+	release chan struct{}
+}
+
+func (o *overlapped) ReadyBefore() string { return o.before }
+func (o *overlapped) Ready(ctx context.Context) error {
+	select {
+	case <-o.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return o.fake.Ready(ctx)
+}
+
+func TestOverlappedReadiness(t *testing.T) {
+	rec := &recorder{}
+	slow := &overlapped{fake: newFake("slow", rec), before: "c", release: make(chan struct{})}
+	last := &overlapped{fake: newFake("last", rec), before: "", release: make(chan struct{})}
+	a, c := newFake("a", rec), newFake("c", rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	// b releases slow once it is started, so slow is ready only after b.
+	b := &hook{fake: newFake("b", rec), onStart: func() { close(slow.release) }}
+	go func() {
+		// last becomes ready only after c has started.
+		for !slices.Contains(rec.get(), "start c") {
+			time.Sleep(time.Millisecond)
+		}
+		close(last.release)
+	}()
+	err := New(slow, a, b, last, c).Run(ctx, func() { rec.add("all ready"); cancel() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rec.get()
+	pos := func(e string) int { return slices.Index(got, e) }
+	for _, order := range [][2]string{
+		{"start slow", "start a"}, {"start b", "ready slow"}, {"ready slow", "start c"},
+		{"start c", "ready last"}, {"ready last", "all ready"}, {"ready c", "all ready"},
+	} {
+		if pos(order[0]) < 0 || pos(order[1]) < 0 || pos(order[0]) > pos(order[1]) {
+			t.Errorf("want %q before %q: %v", order[0], order[1], got)
+		}
+	}
+}
+
+// hook runs onStart when started.
+type hook struct {
+	*fake
+	onStart func()
+}
+
+func (h *hook) Start(ctx context.Context) error {
+	err := h.fake.Start(ctx)
+	h.onStart()
+	return err
+}
+
+func TestOverlappedReadyFailureStops(t *testing.T) {
+	rec := &recorder{}
+	slow := &overlapped{fake: newFake("slow", rec), before: "b", release: make(chan struct{})}
+	slow.readyErr = errors.New("no CRI")
+	close(slow.release)
+	a, b := newFake("a", rec), newFake("b", rec)
+	err := New(slow, a, b).Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "slow not ready: no CRI") {
+		t.Fatalf("err = %v", err)
+	}
+	if slices.Contains(rec.get(), "start b") {
+		t.Errorf("b started although slow, which it needs, failed: %v", rec.get())
+	}
+	if !slices.Contains(rec.get(), "stop a") || !slices.Contains(rec.get(), "stop slow") {
+		t.Errorf("started components not stopped: %v", rec.get())
+	}
+}
