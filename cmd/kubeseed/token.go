@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -124,11 +126,13 @@ func newTokenRemoveCommand(g *globalOptions) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d token(s) of %s from %s\n", len(removed), argv[0], l.TokenFile())
 			if pid, _ := daemon.RunningPID(l); pid != 0 {
-				var toks []string
-				for _, t := range removed {
-					toks = append(toks, t.Token)
+				// The file may keep only digests, which cannot be presented
+				// as tokens: wait until the webhook uses the file written.
+				data, err := os.ReadFile(l.TokenFile())
+				if err != nil {
+					return err
 				}
-				if err := waitForTokens(cmd, l, toks, false); err != nil {
+				if err := waitForReload(cmd, l, sha256.Sum256(data)); err != nil {
 					return fmt.Errorf("the tokens are gone from the file, but the running node still accepts them: %w; see the kubeseed log", err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "requests with them are refused (401) within %s: kube-apiserver caches token answers that long\n", defaults.TokenWebhookCacheTTL)
@@ -138,24 +142,42 @@ func newTokenRemoveCommand(g *globalOptions) *cobra.Command {
 	}
 }
 
-// waitForTokens waits until the running node's auth webhook accepts (or
-// refuses) every token; it reloads the token file within a second.
-func waitForTokens(cmd *cobra.Command, l datadir.Layout, tokens []string, accepted bool) error {
+// webhookClient talks to the running node's auth webhook, which reloads
+// the token file within a second of a change.
+func webhookClient(l datadir.Layout) (*authwebhook.Client, error) {
 	f, err := args.Load(l.Args(defaults.AuthWebhookComponent))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	o, err := authwebhook.ParseArgs(f, l.Vars())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c, err := authwebhook.NewClient(o, l.Cert("ca"), l.Cert("apiserver-auth-webhook-client"), l.Key("apiserver-auth-webhook-client"))
+	return authwebhook.NewClient(o, l.Cert("ca"), l.Cert("apiserver-auth-webhook-client"), l.Key("apiserver-auth-webhook-client"))
+}
+
+// waitForTokens waits until the running node's auth webhook accepts (or
+// refuses) every token.
+func waitForTokens(cmd *cobra.Command, l datadir.Layout, tokens []string, accepted bool) error {
+	c, err := webhookClient(l)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 	defer cancel()
 	return c.WaitFor(ctx, tokens, accepted)
+}
+
+// waitForReload waits until the running node's auth webhook uses the token
+// file content with the given digest.
+func waitForReload(cmd *cobra.Command, l datadir.Layout, digest [sha256.Size]byte) error {
+	c, err := webhookClient(l)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+	defer cancel()
+	return c.WaitLoaded(ctx, digest)
 }
 
 func groupList(groups []string) string {

@@ -2,6 +2,7 @@ package authwebhook
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apiserver/pkg/util/webhook"
 	upstreamtoken "k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
 
+	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -415,5 +417,33 @@ func TestServerTakesUpRenewedCertificate(t *testing.T) {
 			t.Fatalf("still serving %s after a renewal; want %s", before, want)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStoredDigestsAndWaitLoaded checks a token stored as its digest
+// authenticates, and that a client can wait for the webhook to use a given
+// file, as `kubeseed token remove` does.
+func TestStoredDigestsAndWaitLoaded(t *testing.T) {
+	dir, o, tokens := startServer(t)
+	c, err := NewClient(o, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	content := adminTok + ",admin,admin\n" + credentials.HashToken(bobTok) + ",bob,bob,devs\n"
+	writeFile(t, tokens, content)
+	if err := c.WaitLoaded(ctx, sha256.Sum256([]byte(content))); err != nil {
+		t.Fatalf("WaitLoaded: %v", err)
+	}
+	for tok, want := range map[string]bool{bobTok: true, credentials.HashToken(bobTok): false, adminTok: true} {
+		if got, err := c.Authenticated(ctx, tok); err != nil || got != want {
+			t.Errorf("token %.12s…: authenticated %v (%v), want %v", tok, got, err, want)
+		}
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancelShort()
+	if err := c.WaitLoaded(short, sha256.Sum256([]byte("never written"))); err == nil || !strings.Contains(err.Error(), "older token file") {
+		t.Errorf("WaitLoaded for content never written: %v", err)
 	}
 }

@@ -3,6 +3,8 @@ package authwebhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 // token commands use it to wait until a change is live.
 type Client struct {
 	url  string
+	base string
 	http *http.Client
 }
 
@@ -28,7 +31,7 @@ func NewClient(o *Options, caFile, certFile, keyFile string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{url: o.URL(), http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}, nil
+	return &Client{url: o.URL(), base: o.BaseURL(), http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}, nil
 }
 
 // Authenticated reports whether the webhook accepts token now.
@@ -86,4 +89,43 @@ func (c *Client) WaitFor(ctx context.Context, tokens []string, want bool) error 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// WaitLoaded polls until the webhook uses the token file content whose
+// SHA-256 is digest, or ctx ends.
+func (c *Client) WaitLoaded(ctx context.Context, digest [sha256.Size]byte) error {
+	defer c.http.CloseIdleConnections()
+	want := hex.EncodeToString(digest[:])
+	var last string
+	var err error
+	for {
+		if last, err = c.loaded(ctx); err == nil && last == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			}
+			return fmt.Errorf("%w: the webhook still uses an older token file", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) loaded(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+LoadedPath, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 128))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: HTTP %d: %s", c.base+LoadedPath, resp.StatusCode, body)
+	}
+	return string(body), err
 }

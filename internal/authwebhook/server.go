@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ const (
 	// runs (see package authz).
 	DenyPath   = "/authorize/deny"
 	HealthPath = "/healthz"
+	// LoadedPath answers the SHA-256 (hex) of the token file content in
+	// use, so `kubeseed token remove` can wait for a reload: the file may
+	// hold only digests, which it cannot present as tokens.
+	LoadedPath = "/loaded"
 )
 
 // DenyReason is what a user denied by the deny webhook reads in the 403.
@@ -96,6 +101,11 @@ func New(cfg Config, store *Store) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AuthenticatePath, s.authenticate)
 	mux.HandleFunc("POST "+DenyPath, s.deny)
+	mux.HandleFunc("GET "+LoadedPath, func(w http.ResponseWriter, _ *http.Request) {
+		if d, ok := store.Active(); ok {
+			_, _ = io.WriteString(w, hex.EncodeToString(d[:]))
+		}
+	})
 	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})

@@ -1,4 +1,4 @@
-// Package tokenwebhook serves kube-apiserver's token authentication webhook
+// Package authwebhook serves kube-apiserver's token authentication webhook
 // from credentials/known_tokens.csv. kube-apiserver reads --token-auth-file
 // once, at start; this webhook reloads the file when it changes, so `kubeseed
 // token add/remove` takes effect without restarting anything.
@@ -26,6 +26,8 @@ type Store struct {
 	mu         sync.Mutex // serialises Reload
 	lastDigest [sha256.Size]byte
 	loaded     bool
+	// active is the SHA-256 of the file content whose tokens are active.
+	active atomic.Pointer[[sha256.Size]byte]
 }
 
 type entry struct {
@@ -42,6 +44,15 @@ func NewStore(path string) *Store {
 
 // Path is the token file.
 func (s *Store) Path() string { return s.path }
+
+// Active returns the SHA-256 of the file content whose tokens are active,
+// and false before a first good load.
+func (s *Store) Active() ([sha256.Size]byte, bool) {
+	if d := s.active.Load(); d != nil {
+		return *d, true
+	}
+	return [sha256.Size]byte{}, false
+}
 
 // Len is the number of tokens in the active set.
 func (s *Store) Len() int { return len(*s.current.Load()) }
@@ -73,11 +84,12 @@ func (s *Store) Reload() (changed bool, err error) {
 			groups = []string{}
 		}
 		entries = append(entries, entry{
-			hash: sha256.Sum256([]byte(t.Token)),
+			hash: t.Digest(),
 			user: authnv1.UserInfo{Username: t.User, UID: t.UID, Groups: groups},
 		})
 	}
 	s.current.Store(&entries)
+	s.active.Store(&digest)
 	// Drop the file's bytes, tokens included, as soon as possible.
 	clear(data)
 	return true, nil

@@ -56,14 +56,15 @@ func (f TokenFile) Update(edit func([]Token) ([]Token, error)) error {
 }
 
 // Add gives user a new random token with the given groups and returns it.
-// The uid is the user name, as in MicroK8s's token file.
+// The file keeps only the token's digest, so the caller shows the token
+// once. The uid is the user name, as in MicroK8s's token file.
 func (f TokenFile) Add(user string, groups []string) (string, error) {
 	tok, err := NewToken()
 	if err != nil {
 		return "", err
 	}
 	err = f.Update(func(tokens []Token) ([]Token, error) {
-		return append(tokens, Token{Token: tok, User: user, UID: user, Groups: groups}), nil
+		return append(tokens, Token{Token: HashToken(tok), User: user, UID: user, Groups: groups}), nil
 	})
 	if err != nil {
 		return "", err

@@ -39,11 +39,15 @@ func TestTokenFileAddRemove(t *testing.T) {
 	}
 	want := []Token{
 		{Token: "admintoken", User: "admin", UID: "admin", Groups: []string{"system:masters"}},
-		{Token: tok, User: "bob", UID: "bob", Groups: []string{"devs", "ops"}},
-		{Token: tok2, User: "bob", UID: "bob"},
+		{Token: HashToken(tok), User: "bob", UID: "bob", Groups: []string{"devs", "ops"}},
+		{Token: HashToken(tok2), User: "bob", UID: "bob"},
 	}
 	if !sameTokens(tokens, want) {
 		t.Fatalf("tokens %+v, want %+v", tokens, want)
+	}
+	data, _ := os.ReadFile(f.Path)
+	if strings.Contains(string(data), tok) || strings.Contains(string(data), tok2) {
+		t.Errorf("the token file holds a token added with Add, not only its digest:\n%s", data)
 	}
 	if st, _ := os.Stat(f.Path); st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %o, want 600", st.Mode().Perm())

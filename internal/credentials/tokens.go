@@ -2,7 +2,9 @@ package credentials
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,28 @@ type Token struct {
 	Line   int // 1-based; 0 when not parsed from a file
 }
 
+// DigestPrefix marks a token column that holds the token's SHA-256 digest
+// (64 hex digits) rather than the token: kubeseed's auth webhook is the only
+// verifier of this file, so it need not keep the secret itself.
+const DigestPrefix = "sha256:"
+
+// HashToken returns the form of secret that `kubeseed token add` stores.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return DigestPrefix + hex.EncodeToString(sum[:])
+}
+
+// Digest returns the SHA-256 digest a presented token must have to match t.
+// t must come from ParseTokens, which checks a stored digest's form.
+func (t Token) Digest() [sha256.Size]byte {
+	var sum [sha256.Size]byte
+	if d, ok := strings.CutPrefix(t.Token, DigestPrefix); ok {
+		_, _ = hex.Decode(sum[:], []byte(d))
+		return sum
+	}
+	return sha256.Sum256([]byte(t.Token))
+}
+
 // ParseTokens parses a static token file; path is used only in errors.
 // Errors never include a token value, since tokens are secrets.
 //
@@ -28,7 +52,7 @@ type Token struct {
 // rejected rather than skipped.
 func ParseTokens(path string, data []byte) ([]Token, error) {
 	var tokens []Token
-	firstLine := map[string]int{} // token -> line of its first occurrence
+	firstLine := map[[sha256.Size]byte]int{} // token digest -> line of its first occurrence
 	err := readRecords(path, data, tokenFormat, func(rec []string, line func(int) int) error {
 		t := Token{Token: rec[0], User: rec[1], UID: rec[2], Line: line(0)}
 		switch {
@@ -39,13 +63,18 @@ func ParseTokens(path string, data []byte) ([]Token, error) {
 		case hasControl(t.Token):
 			return fmt.Errorf("%s:%d: token contains a control character", path, t.Line)
 		}
+		if d, ok := strings.CutPrefix(t.Token, DigestPrefix); ok {
+			if _, err := hex.DecodeString(d); err != nil || len(d) != 2*sha256.Size {
+				return fmt.Errorf("%s:%d: a %s token digest must be %d hex digits", path, t.Line, DigestPrefix, 2*sha256.Size)
+			}
+		}
 		if err := checkIdentity(path, rec, line); err != nil {
 			return err
 		}
-		if first, dup := firstLine[t.Token]; dup {
+		if first, dup := firstLine[t.Digest()]; dup {
 			return fmt.Errorf("%s:%d: duplicate token (first defined on line %d)", path, t.Line, first)
 		}
-		firstLine[t.Token] = t.Line
+		firstLine[t.Digest()] = t.Line
 		groups, err := groupsColumn(path, rec, line)
 		if err != nil {
 			return err

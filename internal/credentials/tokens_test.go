@@ -36,6 +36,7 @@ func TestParseTokens(t *testing.T) {
 		{"non-ASCII names", "t1,jörg,üid,\"grüppe,组\"\n", []Token{
 			{Token: "t1", User: "jörg", UID: "üid", Groups: []string{"grüppe", "组"}, Line: 1},
 		}},
+		{"stored digest", digestOfT1 + ",u,u\n", []Token{{Token: digestOfT1, User: "u", UID: "u", Line: 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +77,9 @@ func TestParseTokensErrors(t *testing.T) {
 		{"empty groups column", secret + ",u,1,\n", tokensPath + ":1: groups column \"\": group 1 is empty"},
 		{"trailing comma in groups", secret + ",u,1,\"a,\"\n", tokensPath + ":1: groups column \"a,\": group 2 is empty"},
 		{"group with space", secret + ",u,1,\"a, b\"\n", tokensPath + ":1: groups column \"a, b\": group \" b\" has leading or trailing whitespace"},
+		{"digest and its token", "\n" + digestOfT1 + ",a,1\nt1,b,2\n", tokensPath + ":3: duplicate token (first defined on line 2)"},
+		{"digest too short", "sha256:abcd,u,1\n", tokensPath + ":1: a sha256: token digest must be 64 hex digits"},
+		{"digest not hex", "sha256:" + strings.Repeat("g", 64) + ",u,1\n", tokensPath + ":1: a sha256: token digest must be 64 hex digits"},
 		{"bare quote", "t,u,1\n" + secret + ",u\"x,1\n", tokensPath + ":2: column 14: bare \" in non-quoted-field"},
 		{"unterminated quote", "t,u,1\n\"" + secret + ",u,1\n", tokensPath + ":2: column 18: extraneous or missing \" in quoted-field"},
 	}
@@ -92,6 +96,22 @@ func TestParseTokensErrors(t *testing.T) {
 				t.Errorf("error leaks the token: %q", err)
 			}
 		})
+	}
+}
+
+// digestOfT1 is the stored form of the token "t1": sha256("t1").
+const digestOfT1 = "sha256:628b49d96dcde97a430dd4f597705899e09a968f793491e4b704cae33a40dc02"
+
+func TestTokenDigest(t *testing.T) {
+	if got := HashToken("t1"); got != digestOfT1 {
+		t.Fatalf("HashToken(t1) = %s, want %s", got, digestOfT1)
+	}
+	plain, stored := Token{Token: "t1"}, Token{Token: digestOfT1}
+	if plain.Digest() != stored.Digest() {
+		t.Error("a token and its stored digest have different digests")
+	}
+	if (Token{Token: "t2"}).Digest() == stored.Digest() {
+		t.Error("another token matches the stored digest")
 	}
 }
 
@@ -157,6 +177,8 @@ func FuzzParseTokens(f *testing.F) {
 		"t,\"multi\nline\",1\n",
 		"t,u,1,\"a,,b\"\n",
 		"\"#x\",u,1\n",
+		digestOfT1 + ",u,1\nt1,v,2\n",
+		"sha256:zz,u,1\n",
 		",u,1\n",
 		"t,u\"x,1\n",
 		// A quoted CR before CRLF once broke the round trip.
@@ -173,12 +195,12 @@ func FuzzParseTokens(f *testing.F) {
 			}
 			return
 		}
-		seen := map[string]bool{}
+		seen := map[[32]byte]bool{} // by digest: a token and its digest are one token
 		for _, tok := range tokens {
-			if tok.Token == "" || tok.User == "" || tok.Line < 1 || seen[tok.Token] {
+			if tok.Token == "" || tok.User == "" || tok.Line < 1 || seen[tok.Digest()] {
 				t.Fatalf("accepted invalid token %+v", tok)
 			}
-			seen[tok.Token] = true
+			seen[tok.Digest()] = true
 		}
 		out := FormatTokens(tokens)
 		back, err := ParseTokens(tokensPath, out)

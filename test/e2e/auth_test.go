@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubeseed/kubeseed/internal/credentials"
 )
 
 // TestAuth drives authentication and authorization on one node: tokens
@@ -357,7 +359,15 @@ func (n *node) tokenAdd(t *testing.T, args ...string) string {
 	if !strings.Contains(stderr.String(), "it is active now") {
 		t.Errorf("token add did not wait for the running node:\n%s", stderr.String())
 	}
-	return strings.TrimSpace(string(out))
+	tok := strings.TrimSpace(string(out))
+	file, err := os.ReadFile(n.path("credentials", "known_tokens.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(file), tok) || !strings.Contains(string(file), credentials.HashToken(tok)) {
+		t.Errorf("known_tokens.csv must hold the digest of the token `token add` printed, never the token")
+	}
+	return tok
 }
 
 // api sends one request to the apiserver with a bearer token and returns
