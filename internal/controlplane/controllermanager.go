@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -70,10 +71,31 @@ func (c *ControllerManager) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready waits for /healthz, authenticating with the admin certificate since
-// anonymous requests are refused.
+// Ready waits until /healthz lists the controllers' checks, which upstream
+// registers once every controller is built. Building the volume controllers
+// initialises their volume plugins, and the CSI plugin keeps its node-info
+// manager in a package variable: whoever initialises it last wins. The
+// kubelet, which runs in this process too and needs its own node name
+// there, must therefore start only after the controllers are built.
+// Requests use the admin certificate since anonymous ones are refused.
 func (c *ControllerManager) Ready(ctx context.Context) error {
-	return adminHealth(ctx, c.layout, c.opts.SecureServing.BindPort)
+	tlsCfg, err := health.ClientTLS(c.layout.Cert("ca"), c.layout.Cert("admin"), c.layout.Key("admin"))
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d/healthz?verbose", c.opts.SecureServing.BindPort)
+	return health.WaitFor(ctx, url, tlsCfg, "no controller checks yet: the controllers are still being built", controllersBuilt)
+}
+
+// controllersBuilt reports whether a verbose healthz body lists a
+// controller's check ("[+]namespace-controller ok").
+func controllersBuilt(body string) bool {
+	for _, line := range strings.Split(body, "\n") {
+		if name, ok := strings.CutPrefix(line, "[+]"); ok && strings.HasSuffix(strings.Fields(name + " ")[0], "-controller") {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop is a no-op: see the type's comment.

@@ -49,7 +49,7 @@ func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 func ConfigFiles(l datadir.Layout, portOffset int) map[string][]byte {
 	return map[string][]byte{
 		l.Config(AuthenticationConfigFile):                        []byte(authenticationConfig),
-		l.Args(KubeletConfigFile):                                 KubeletConfig(portOffset),
+		l.Args(KubeletConfigFile):                                 KubeletConfig(l, portOffset),
 		l.Args(ContainerdConfigTemplate):                          ContainerdConfig(),
 		filepath.Join(l.Args(CNIConfDir), "10-kubeseed.conflist"): CNIConfig(l),
 		l.Config(authz.ConfigFile):                                authz.Render(authz.AlwaysAllow, false, l.Config(DenyWebhookKubeconfig)),

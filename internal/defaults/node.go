@@ -1,6 +1,8 @@
 package defaults
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -25,16 +27,34 @@ const (
 	// ClusterDNS is the kube-dns Service IP, the 10th of ServiceCIDR.
 	ClusterDNS    = "10.152.183.10"
 	ClusterDomain = "cluster.local"
-	// CgroupRoot is the kubelet's cgroup parent for every pod.
-	CgroupRoot = "/kubeseed"
-	// CNIBridge and CNINetworkName name the pod network's bridge and CNI
-	// network, so reset can find what they left.
-	CNIBridge      = "cni-kubeseed0"
-	CNINetworkName = "kubeseed"
 	// PauseImage names the built-in sandbox image; it is imported at start,
 	// never pulled.
 	PauseImage = "registry.k8s.io/pause:3.10"
 )
+
+// HostNames name what a node makes outside its data dir: the kubelet's
+// cgroup parent for every pod, and the pod network's CNI network (its
+// results are cached in the host's /var/lib/cni) and bridge. Reset finds
+// them from the files that hold them.
+type HostNames struct {
+	CgroupRoot string
+	Network    string
+	Bridge     string
+}
+
+// HostNamesFor gives a node on the default data dir the plain names, and a
+// node on any other data dir names of its own, so nodes side by side on one
+// host (tests, or one network namespace each) never share or remove each
+// other's cgroups, CNI state or bridge.
+func HostNamesFor(l datadir.Layout) HostNames {
+	if l.Root == datadir.Default {
+		return HostNames{CgroupRoot: "/kubeseed", Network: "kubeseed", Bridge: "cni-kubeseed0"}
+	}
+	sum := sha256.Sum256([]byte(l.Root))
+	id := hex.EncodeToString(sum[:4])
+	// An interface name has at most 15 bytes: "cni-ks" and 8 hex digits.
+	return HostNames{CgroupRoot: "/kubeseed-" + id, Network: "kubeseed-" + id, Bridge: "cni-ks" + id}
+}
 
 func hostPort(name string, offset int) string {
 	s := services.MustLookup(name)
@@ -54,7 +74,7 @@ func KubeletArgs(l datadir.Layout, nodeName string) *args.File {
 }
 
 // KubeletConfig renders args/kubelet.yaml.
-func KubeletConfig(portOffset int) []byte {
+func KubeletConfig(l datadir.Layout, portOffset int) []byte {
 	kubelet := services.MustLookup("kubelet")
 	return []byte(fmt.Sprintf(`# KubeletConfiguration for the in-process kubelet. ${DATA_DIR} is the data dir.
 # cgroupDriver and failCgroupV1 are adapted to the host at every start.
@@ -88,7 +108,7 @@ serverTLSBootstrap: false
 `, kubelet.Bind.Address(), kubelet.Port+portOffset,
 		services.MustLookup("kubelet-readonly").Port+portOffset,
 		services.MustLookup("kubelet-healthz").Bind.Address(), services.MustLookup("kubelet-healthz").Port+portOffset,
-		CgroupRoot, ClusterDNS, ClusterDomain))
+		HostNamesFor(l).CgroupRoot, ClusterDNS, ClusterDomain))
 }
 
 // KubeProxyArgs renders args/kube-proxy.
@@ -140,7 +160,7 @@ func CNIConfig(l datadir.Layout) []byte {
     {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
   ]
 }
-`, CNINetworkName, CNIBridge, filepath.Join(l.VarDir(), "cni", "networks"), ClusterCIDR))
+`, HostNamesFor(l).Network, HostNamesFor(l).Bridge, filepath.Join(l.VarDir(), "cni", "networks"), ClusterCIDR))
 }
 
 // ContainerdConfig renders args/containerd-template.toml. kubeseed fills

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,11 +32,11 @@ func CleanupHost(ctx context.Context, l datadir.Layout) ([]string, error) {
 	} else if n > 0 {
 		done = append(done, fmt.Sprintf("%d mounts under %s", n, l.Root))
 	}
-	root := cgroupRootOf(l)
-	if err := RemoveCgroupRoot(root); err != nil {
+	names := HostNamesOf(l)
+	if err := RemoveCgroupRoot(names.CgroupRoot); err != nil {
 		errs = append(errs, err)
 	} else {
-		done = append(done, "cgroups "+root)
+		done = append(done, "cgroups "+names.CgroupRoot)
 	}
 	if err := cleanupProxyRules(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("kube-proxy rules: %w", err))
@@ -46,14 +47,14 @@ func CleanupHost(ctx context.Context, l datadir.Layout) ([]string, error) {
 	for _, table := range []string{"nat", "mangle", "filter"} {
 		_ = exec.CommandContext(ctx, "iptables", "-t", table, "-X", "KUBE-KUBELET-CANARY").Run()
 	}
-	if link, err := netlink.LinkByName(defaults.CNIBridge); err == nil {
+	if link, err := netlink.LinkByName(names.Bridge); err == nil {
 		if err := netlink.LinkDel(link); err != nil {
-			errs = append(errs, fmt.Errorf("delete interface %s: %w", defaults.CNIBridge, err))
+			errs = append(errs, fmt.Errorf("delete interface %s: %w", names.Bridge, err))
 		} else {
-			done = append(done, "interface "+defaults.CNIBridge)
+			done = append(done, "interface "+names.Bridge)
 		}
 	}
-	results, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", defaults.CNINetworkName+"-*"))
+	results, _ := filepath.Glob(filepath.Join(CNIResultsDir, names.Network+"-*"))
 	for _, r := range results {
 		if err := os.Remove(r); err != nil {
 			errs = append(errs, err)
@@ -68,19 +69,47 @@ func CleanupHost(ctx context.Context, l datadir.Layout) ([]string, error) {
 	return done, errors.Join(errs...)
 }
 
-// cgroupRootOf reads cgroupRoot from args/kubelet.yaml.
-func cgroupRootOf(l datadir.Layout) string {
-	data, err := os.ReadFile(l.Args(defaults.KubeletConfigFile))
-	if err != nil {
-		return defaults.CgroupRoot
+// CNIResultsDir is where libcni caches each attachment's result, named
+// <network>-<container>-<interface>.
+const CNIResultsDir = "/var/lib/cni/results"
+
+// HostNamesOf reads the names a node uses outside its data dir from the
+// files that set them: cgroupRoot in args/kubelet.yaml, and the network
+// and bridge names in its CNI config. What a file does not say falls back
+// to the defaults for this data dir.
+func HostNamesOf(l datadir.Layout) defaults.HostNames {
+	names := defaults.HostNamesFor(l)
+	if data, err := os.ReadFile(l.Args(defaults.KubeletConfigFile)); err == nil {
+		var doc struct {
+			CgroupRoot string `json:"cgroupRoot"`
+		}
+		if yaml.Unmarshal(data, &doc) == nil && doc.CgroupRoot != "" {
+			names.CgroupRoot = doc.CgroupRoot
+		}
 	}
-	var doc struct {
-		CgroupRoot string `json:"cgroupRoot"`
+	confs, _ := filepath.Glob(filepath.Join(l.Args(defaults.CNIConfDir), "*.conflist"))
+	if len(confs) > 0 {
+		if data, err := os.ReadFile(confs[0]); err == nil {
+			var conf struct {
+				Name    string `json:"name"`
+				Plugins []struct {
+					Type   string `json:"type"`
+					Bridge string `json:"bridge"`
+				} `json:"plugins"`
+			}
+			if json.Unmarshal(data, &conf) == nil {
+				if conf.Name != "" {
+					names.Network = conf.Name
+				}
+				for _, p := range conf.Plugins {
+					if p.Type == "bridge" && p.Bridge != "" {
+						names.Bridge = p.Bridge
+					}
+				}
+			}
+		}
 	}
-	if yaml.Unmarshal(data, &doc) != nil || doc.CgroupRoot == "" {
-		return defaults.CgroupRoot
-	}
-	return doc.CgroupRoot
+	return names
 }
 
 // cleanupProxyRules runs upstream kube-proxy's own --cleanup.

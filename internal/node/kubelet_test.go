@@ -24,7 +24,7 @@ func newKubelet(t *testing.T, a hostinfo.Adaptations, extra string) (*Kubelet, s
 		t.Fatal(err)
 	}
 	path := l.Args("kubelet.yaml")
-	if err := os.WriteFile(path, append(defaults.KubeletConfig(0), extra...), 0o644); err != nil {
+	if err := os.WriteFile(path, append(defaults.KubeletConfig(l, 0), extra...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return NewKubelet(l, a), path
@@ -92,7 +92,7 @@ func TestKubeletConfigAdaptations(t *testing.T) {
 				t.Errorf("rendered failCgroupV1 %q, want %q", gotV1, tt.renderedV1)
 			}
 			// The user's file is left as written.
-			if src, _ := os.ReadFile(path); string(src) != string(defaults.KubeletConfig(0))+tt.user {
+			if src, _ := os.ReadFile(path); string(src) != string(defaults.KubeletConfig(k.layout, 0))+tt.user {
 				t.Error("args/kubelet.yaml was modified")
 			}
 		})
@@ -111,7 +111,7 @@ func TestKubeletConfigExpandsDataDir(t *testing.T) {
 		{"tlsPrivateKeyFile", cfg.TLSPrivateKeyFile, r + "/certs/kubelet-serving.key"},
 		{"clientCAFile", cfg.Authentication.X509.ClientCAFile, r + "/certs/ca.crt"},
 		{"containerRuntimeEndpoint", cfg.ContainerRuntimeEndpoint, "unix://" + r + "/run/containerd.sock"},
-		{"cgroupRoot", cfg.CgroupRoot, "/kubeseed"},
+		{"cgroupRoot", cfg.CgroupRoot, defaults.HostNamesFor(k.layout).CgroupRoot},
 		{"clusterDNS", strings.Join(cfg.ClusterDNS, ","), "10.152.183.10"},
 		{"clusterDomain", cfg.ClusterDomain, "cluster.local"},
 	} {

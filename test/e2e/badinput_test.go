@@ -14,6 +14,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/containerruntime"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
+	ksnode "github.com/kubeseed/kubeseed/internal/node"
 )
 
 // TestBadInputChangesNothing corrupts one user-editable input at a time in
@@ -138,8 +139,8 @@ func TestReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shimDir := containerruntime.ShimSocketDir(layout)
-	left := hostLeftovers(shimDir)
+	names := ksnode.HostNamesOf(layout)
+	left := hostLeftovers(layout, names)
 	for _, want := range []string{"cgroup", "iptables", "interface"} {
 		if !slices.ContainsFunc(left, func(l string) bool { return strings.HasPrefix(l, want) }) {
 			t.Errorf("a stopped node left no %s on the host (the README says it does): %v", want, left)
@@ -163,18 +164,19 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat(n.dir); !os.IsNotExist(err) {
 		t.Errorf("data dir still there after reset: %v", err)
 	}
-	if left := hostLeftovers(shimDir); len(left) > 0 {
+	if left := hostLeftovers(layout, names); len(left) > 0 {
 		t.Errorf("reset left on the host: %v", left)
 	}
 }
 
 // hostLeftovers lists what a node leaves on the host, as the README's
-// "What a node leaves on the host" names it.
-func hostLeftovers(shimDir string) []string {
+// "What a node leaves on the host" names it. names come from the node's
+// files, read before reset deletes them.
+func hostLeftovers(l datadir.Layout, names defaults.HostNames) []string {
 	var left []string
-	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + defaults.CgroupRoot[1:])
-	if _, err := os.Stat("/sys/fs/cgroup" + defaults.CgroupRoot); err == nil {
-		cgroups = append(cgroups, "/sys/fs/cgroup"+defaults.CgroupRoot)
+	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*" + names.CgroupRoot)
+	if _, err := os.Stat("/sys/fs/cgroup" + names.CgroupRoot); err == nil {
+		cgroups = append(cgroups, "/sys/fs/cgroup"+names.CgroupRoot)
 	}
 	for _, c := range cgroups {
 		left = append(left, "cgroup "+c)
@@ -184,17 +186,22 @@ func hostLeftovers(shimDir string) []string {
 			left = append(left, "iptables chain "+chain)
 		}
 	}
-	if exec.Command("ip", "link", "show", defaults.CNIBridge).Run() == nil {
-		left = append(left, "interface "+defaults.CNIBridge)
+	if exec.Command("ip", "link", "show", names.Bridge).Run() == nil {
+		left = append(left, "interface "+names.Bridge)
 	}
-	results, _ := filepath.Glob("/var/lib/cni/results/" + defaults.CNINetworkName + "-*")
+	results, _ := filepath.Glob(filepath.Join(ksnode.CNIResultsDir, names.Network+"-*"))
 	for _, r := range results {
 		left = append(left, "CNI result "+r)
 	}
-	if _, err := os.Stat(shimDir); err == nil {
+	if shimDir := containerruntime.ShimSocketDir(l); fsExists(shimDir) {
 		left = append(left, "shim socket dir "+shimDir)
 	}
 	return left
+}
+
+func fsExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // dataFiles is every top-level entry of the data dir but run/, whose PID

@@ -57,6 +57,9 @@ type node struct {
 	waited chan error
 	// env is added to every command's environment (e.g. start options).
 	extraEnv []string
+	// netns, if set, is the network namespace every kubeseed command of
+	// this node runs in (see netnsNode).
+	netns string
 }
 
 // freeOffset picks a random port offset at which every default port is free
@@ -128,8 +131,7 @@ func (n *node) startNoWait() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	cmd := exec.Command(kubeseedBin, "start")
-	cmd.Env = n.env()
+	cmd := n.command("start")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -196,10 +198,25 @@ func (n *node) waitExit(timeout time.Duration) (log string, exitErr error) {
 	}
 }
 
-func (n *node) kubeseed(args ...string) (string, error) {
-	cmd := exec.Command(kubeseedBin, args...)
+// command is a kubeseed command for this node, in its network namespace if
+// it has one. nsenter switches only the network namespace: `ip netns exec`
+// would also remount /sys and hide the cgroup hierarchies from the kubelet.
+func (n *node) command(args ...string) *exec.Cmd {
+	cmd := n.inNetns(kubeseedBin, args...)
 	cmd.Env = n.env()
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// inNetns runs a program in the node's network namespace, if it has one.
+func (n *node) inNetns(name string, args ...string) *exec.Cmd {
+	if n.netns == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.netns, name}, args...)...)
+}
+
+func (n *node) kubeseed(args ...string) (string, error) {
+	out, err := n.command(args...).CombinedOutput()
 	return string(out), err
 }
 
@@ -225,7 +242,7 @@ var stockKubectl = func() string {
 func (n *node) kubectl(args ...string) (string, error) {
 	full := append([]string{"--kubeconfig", filepath.Join(n.dir, "credentials", "client.config"),
 		"--cache-dir", filepath.Join(n.dir, "..", "kubectl-cache")}, args...)
-	out, err := exec.Command(stockKubectl, full...).CombinedOutput()
+	out, err := n.inNetns(stockKubectl, full...).CombinedOutput()
 	return string(out), err
 }
 

@@ -270,7 +270,7 @@ func (n *node) apply(manifest string) {
 	var out []byte
 	var err error
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-		cmd := exec.Command(stockKubectl, "--kubeconfig", n.path("credentials", "client.config"), "apply", "-f", "-")
+		cmd := n.inNetns(stockKubectl, "--kubeconfig", n.path("credentials", "client.config"), "apply", "-f", "-")
 		cmd.Stdin = strings.NewReader(manifest)
 		if out, err = cmd.CombinedOutput(); err == nil {
 			return

@@ -1,0 +1,59 @@
+package defaults
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/kubeseed/kubeseed/internal/datadir"
+)
+
+func TestHostNamesFor(t *testing.T) {
+	def := HostNamesFor(datadir.Layout{Root: datadir.Default})
+	if def != (HostNames{CgroupRoot: "/kubeseed", Network: "kubeseed", Bridge: "cni-kubeseed0"}) {
+		t.Errorf("default data dir: %+v", def)
+	}
+	a := HostNamesFor(datadir.Layout{Root: "/tmp/ks-1/data"})
+	b := HostNamesFor(datadir.Layout{Root: "/tmp/ks-2/data"})
+	if a.CgroupRoot == b.CgroupRoot || a.Network == b.Network || a.Bridge == b.Bridge ||
+		a.CgroupRoot == def.CgroupRoot || a.Network == def.Network || a.Bridge == def.Bridge {
+		t.Errorf("two data dirs share names: %+v %+v", a, b)
+	}
+	if a != HostNamesFor(datadir.Layout{Root: "/tmp/ks-1/data"}) {
+		t.Error("names are not stable for one data dir")
+	}
+	for _, n := range []HostNames{def, a, b} {
+		// Linux interface names have at most 15 bytes; the "cni" prefix
+		// keeps the bridge out of the certificates' host IPs.
+		if len(n.Bridge) > 15 || !strings.HasPrefix(n.Bridge, "cni") {
+			t.Errorf("bridge %q", n.Bridge)
+		}
+		if !strings.HasPrefix(n.CgroupRoot, "/kubeseed") || !strings.HasPrefix(n.Network, "kubeseed") {
+			t.Errorf("names %+v", n)
+		}
+	}
+}
+
+func TestCNIConfigUsesHostNames(t *testing.T) {
+	l := datadir.Layout{Root: "/tmp/ks-1/data"}
+	var conf struct {
+		Name    string
+		Plugins []struct {
+			Type, Bridge string
+			IPAM         struct{ DataDir string } `json:"ipam"`
+		}
+	}
+	if err := json.Unmarshal(CNIConfig(l), &conf); err != nil {
+		t.Fatal(err)
+	}
+	n := HostNamesFor(l)
+	if conf.Name != n.Network || len(conf.Plugins) == 0 || conf.Plugins[0].Bridge != n.Bridge {
+		t.Errorf("CNI config %+v, want network %s bridge %s", conf, n.Network, n.Bridge)
+	}
+	if !strings.HasPrefix(conf.Plugins[0].IPAM.DataDir, l.Root+"/") {
+		t.Errorf("IPAM state %q is outside the data dir", conf.Plugins[0].IPAM.DataDir)
+	}
+	if !strings.Contains(string(KubeletConfig(l, 0)), "cgroupRoot: "+n.CgroupRoot+"\n") {
+		t.Errorf("kubelet.yaml lacks cgroupRoot %s", n.CgroupRoot)
+	}
+}
