@@ -32,6 +32,7 @@ embedded:
 	CGO_ENABLED=0 go build -ldflags '-s -w' -o $(EMBED)/pause ./cmd/kubeseed-pause
 	CGO_ENABLED=0 go build -tags no_btrfs -ldflags '-s -w' -o $(EMBED)/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 	CGO_ENABLED=0 go build -C build/coredns -ldflags '-s -w' -o $(abspath $(EMBED))/coredns .
+	cd $(EMBED) && sha256sum pause containerd-shim-runc-v2 coredns > SHA256SUMS
 
 # The whole suite, as CI runs it (hack/test.sh installs what it needs).
 test:
@@ -52,4 +53,4 @@ bench: build
 	KUBESEED_BIN=$(abspath $(BIN)) go run ./bench
 
 clean:
-	rm -rf bin $(EMBED)/pause $(EMBED)/containerd-shim-runc-v2 $(EMBED)/coredns
+	rm -rf bin $(EMBED)/pause $(EMBED)/containerd-shim-runc-v2 $(EMBED)/coredns $(EMBED)/SHA256SUMS

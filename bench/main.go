@@ -295,27 +295,19 @@ func ourProcesses(pid int, shim string) []int {
 
 // pss is a process's proportional set size in KiB: shared pages divided
 // among the processes that map them, so a sum over processes is honest.
-func pss(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-			kb, _ := strconv.Atoi(f[1])
-			return kb
-		}
-	}
-	return 0
-}
+func pss(pid int) int { return procKB(pid, "smaps_rollup", "Pss:") }
 
-func rss(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// rss is a process's resident set size in KiB.
+func rss(pid int) int { return procKB(pid, "status", "VmRSS:") }
+
+// procKB reads a "Key: N kB" line of /proc/PID/file.
+func procKB(pid int, file, key string) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {
 			kb, _ := strconv.Atoi(f[1])
 			return kb
 		}

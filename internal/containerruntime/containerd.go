@@ -92,14 +92,19 @@ func (c *Containerd) Init(ctx context.Context) error {
 	return nil
 }
 
-// installBinary writes an embedded binary to path unless it is already there.
+// installBinary writes an embedded binary to path unless it is already
+// there; the check compares digests, so a warm start copies nothing.
 func installBinary(path, name string) error {
-	data, err := embedded.Binary(name)
+	want, err := embedded.Digest(name)
 	if err != nil {
 		return err
 	}
-	if cur, err := os.ReadFile(path); err == nil && string(cur) == string(data) {
+	if got, err := embedded.FileDigest(path); err == nil && got == want {
 		return nil
+	}
+	data, err := embedded.Binary(name)
+	if err != nil {
+		return err
 	}
 	if err := fsutil.EnsureDir(filepath.Dir(path), 0o755); err != nil {
 		return err

@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/platforms"
-	"github.com/opencontainers/go-digest"
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/addons/dns"
@@ -60,14 +60,27 @@ func (b builtin) archive(bin []byte) ([]byte, error) {
 // ever contacted for them. An image already imported from the same binary
 // and unpacked is kept as it is.
 func ImportBuiltins(ctx context.Context, client *containerd.Client) error {
+	imported := false
+	defer func() {
+		if imported {
+			// The archives were tens of MB of garbage: give it back now
+			// rather than carry it in the idle node's RSS.
+			debug.FreeOSMemory()
+		}
+	}()
 	for _, b := range builtins {
-		bin, err := embedded.Binary(b.binary)
+		sum, err := embedded.Digest(b.binary)
 		if err != nil {
 			return err
 		}
-		source := digest.FromBytes(bin).String()
+		source := "sha256:" + sum
 		if current(ctx, client, b.name, source) {
 			continue
+		}
+		imported = true
+		bin, err := embedded.Binary(b.binary)
+		if err != nil {
+			return err
 		}
 		archive, err := b.archive(bin)
 		if err != nil {

@@ -6,10 +6,15 @@
 package embedded
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
+	"strings"
 )
 
 // Names of the embedded binaries.
@@ -23,7 +28,52 @@ const (
 //go:embed all:bin
 var binaries embed.FS
 
-// Binary returns an embedded binary's contents.
+// sumsFile is written by `make embedded` beside the binaries, in
+// sha256sum's format.
+const sumsFile = "bin/SHA256SUMS"
+
+// Digest returns the hex SHA-256 of an embedded binary. It comes from the
+// digests recorded at build time, so checking whether an installed or
+// imported copy is current never reads (and copies) the binary itself.
+func Digest(name string) (string, error) {
+	if sums, err := binaries.ReadFile(sumsFile); err == nil {
+		for _, line := range strings.Split(string(sums), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && strings.TrimPrefix(f[1], "*") == name {
+				return f[0], nil
+			}
+		}
+	}
+	f, err := binaries.Open("bin/" + name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("this kubeseed was built without %s: build it with `make build`", name)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// FileDigest returns the hex SHA-256 of a file on disk, read in small
+// pieces.
+func FileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Binary returns a copy of an embedded binary's contents.
 func Binary(name string) ([]byte, error) {
 	data, err := binaries.ReadFile("bin/" + name)
 	if errors.Is(err, fs.ErrNotExist) {

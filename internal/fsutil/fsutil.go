@@ -66,15 +66,12 @@ func MakeDir(dir string, perm os.FileMode) error {
 // exists with another one: for kubeseed's own directories (certs/,
 // credentials/), whose modes are part of their security.
 func EnsureDir(dir string, perm os.FileMode) error {
-	if err := os.MkdirAll(dir, perm); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	if err := MakeDir(dir, perm); err != nil {
+		return err
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", dir, err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s exists and is not a directory", dir)
 	}
 	if st.Mode().Perm() != perm {
 		if err := os.Chmod(dir, perm); err != nil {

@@ -162,6 +162,12 @@ func (n *node) kill() {
 		}
 		n.cmd = nil
 	}
+	// The kubelet's CSI node info lives in an upstream package variable the
+	// controller-manager's volume controllers also set (see
+	// controlplane.ControllerManager.Ready); losing that race is logged so.
+	if data, err := os.ReadFile(n.log); err == nil && strings.Contains(string(data), "Failed to initialize CSINode") {
+		n.t.Errorf("the kubelet could not initialise its CSINode (see %s)", n.log)
+	}
 	if _, err := os.Stat(n.dir); err == nil {
 		if out, err := n.kubeseed("reset", "--yes"); err != nil {
 			n.t.Errorf("cleanup: kubeseed reset: %v\n%s", err, out)
