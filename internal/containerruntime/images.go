@@ -33,6 +33,10 @@ const pinnedLabel = "io.cri-containerd.pinned"
 // a start skips rebuilding and re-importing an image that is already current.
 const sourceLabel = "io.kubeseed.source-digest"
 
+// recipe versions how builtins are built from their binary (layout, layer
+// format); a change re-imports them even when the binary is the same.
+const recipe = "2"
+
 // builtin is an image built at start from one embedded binary.
 type builtin struct {
 	what   string // for messages
@@ -53,6 +57,8 @@ func (b builtin) archive(bin []byte) ([]byte, error) {
 		Name:       b.name,
 		Files:      []images.File{{Path: path, Mode: 0o755, Data: bin}},
 		Entrypoint: []string{path},
+		// Built and imported here: gzip would only cost start-up CPU.
+		Uncompressed: true,
 	})
 }
 
@@ -73,7 +79,7 @@ func ImportBuiltins(ctx context.Context, client *containerd.Client) error {
 		if err != nil {
 			return err
 		}
-		source := "sha256:" + sum
+		source := "sha256:" + sum + ";recipe=" + recipe
 		if current(ctx, client, b.name, source) {
 			continue
 		}

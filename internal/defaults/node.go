@@ -43,17 +43,19 @@ type HostNames struct {
 }
 
 // HostNamesFor gives a node on the default data dir the plain names, and a
-// node on any other data dir names of its own, so nodes side by side on one
-// host (tests, or one network namespace each) never share or remove each
-// other's cgroups, CNI state or bridge.
+// node on any other data dir its own cgroup root and CNI network name, so
+// nodes side by side on one host (tests, or one network namespace each)
+// never share or remove each other's cgroups or cached CNI results. The
+// bridge keeps one name: it lives in the node's network namespace, and a
+// bridge left by a deleted data dir would otherwise hold the pod network's
+// route beside the new one and cut pods off.
 func HostNamesFor(l datadir.Layout) HostNames {
 	if l.Root == datadir.Default {
 		return HostNames{CgroupRoot: "/kubeseed", Network: "kubeseed", Bridge: "cni-kubeseed0"}
 	}
 	sum := sha256.Sum256([]byte(l.Root))
 	id := hex.EncodeToString(sum[:4])
-	// An interface name has at most 15 bytes: "cni-ks" and 8 hex digits.
-	return HostNames{CgroupRoot: "/kubeseed-" + id, Network: "kubeseed-" + id, Bridge: "cni-ks" + id}
+	return HostNames{CgroupRoot: "/kubeseed-" + id, Network: "kubeseed-" + id, Bridge: "cni-kubeseed0"}
 }
 
 func hostPort(name string, offset int) string {

@@ -15,9 +15,14 @@ func TestHostNamesFor(t *testing.T) {
 	}
 	a := HostNamesFor(datadir.Layout{Root: "/tmp/ks-1/data"})
 	b := HostNamesFor(datadir.Layout{Root: "/tmp/ks-2/data"})
-	if a.CgroupRoot == b.CgroupRoot || a.Network == b.Network || a.Bridge == b.Bridge ||
-		a.CgroupRoot == def.CgroupRoot || a.Network == def.Network || a.Bridge == def.Bridge {
+	if a.CgroupRoot == b.CgroupRoot || a.Network == b.Network ||
+		a.CgroupRoot == def.CgroupRoot || a.Network == def.Network {
 		t.Errorf("two data dirs share names: %+v %+v", a, b)
+	}
+	// One bridge name: a stale bridge of another name would keep a second
+	// route to the pod network.
+	if a.Bridge != def.Bridge || b.Bridge != def.Bridge {
+		t.Errorf("bridges %s %s, want %s", a.Bridge, b.Bridge, def.Bridge)
 	}
 	if a != HostNamesFor(datadir.Layout{Root: "/tmp/ks-1/data"}) {
 		t.Error("names are not stable for one data dir")

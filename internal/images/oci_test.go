@@ -112,3 +112,35 @@ func TestBuildRejectsRelativePaths(t *testing.T) {
 		t.Error("a relative path was accepted")
 	}
 }
+
+func TestUncompressedLayer(t *testing.T) {
+	spec := Spec{Name: "kubeseed.local/raw:1", Files: []File{{Path: "/bin/x", Mode: 0o755, Data: []byte("x")}}, Uncompressed: true}
+	archive, err := BuildOCIArchive(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := readTar(t, archive)
+	var index ocispec.Index
+	if err := json.Unmarshal(entries["index.json"].data, &index); err != nil {
+		t.Fatal(err)
+	}
+	var manifest ocispec.Manifest
+	if err := json.Unmarshal(entries["blobs/sha256/"+index.Manifests[0].Digest.Encoded()].data, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	layer := manifest.Layers[0]
+	if layer.MediaType != ocispec.MediaTypeImageLayer {
+		t.Errorf("layer media type %s, want %s", layer.MediaType, ocispec.MediaTypeImageLayer)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(entries["blobs/sha256/"+manifest.Config.Digest.Encoded()].data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Uncompressed, the layer's digest is its diff ID, and it is a tar.
+	if layer.Digest != cfg.RootFS.DiffIDs[0] {
+		t.Errorf("layer digest %s differs from diff ID %s", layer.Digest, cfg.RootFS.DiffIDs[0])
+	}
+	if files := readTar(t, entries["blobs/sha256/"+layer.Digest.Encoded()].data); files["bin/x"] == nil || string(files["bin/x"].data) != "x" {
+		t.Errorf("layer tar lacks bin/x: %v", files)
+	}
+}

