@@ -109,7 +109,7 @@ func run(bin string, runs, offset int, out string) error {
 	}
 	fmt.Fprintf(os.Stderr, "dns: p50 %v p99 %v, CoreDNS RSS %d KiB\n", dns.p50, dns.p99, dns.rssKB)
 	rows := [][3]string{
-		{"`kubeseed start`, empty data dir → node Ready (every service healthy, Node Ready)", ms(median(cold, func(s sample) float64 { return float64(s.nodeReady) })), "containerd, etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy"},
+		{"`kubeseed start`, empty data dir → node Ready (every service healthy, Node Ready)", ms(median(cold, func(s sample) float64 { return float64(s.nodeReady) })), "containerd, etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy; the kubelet starts once the controller-manager has built its controllers (README: \"One process, one catch\"), which on a first start includes creating its ~40 controller service accounts"},
 		{"`kubeseed start`, warm data dir → node Ready", ms(median(warm, func(s sample) float64 { return float64(s.nodeReady) })), ""},
 		{"idle memory of all our processes (kubeseed + containerd + shims), warm, 10 s after Ready, PSS", mib(median(warm, func(s sample) float64 { return float64(s.totalPssKB) })), "proportional set size: pages shared between kubeseed and containerd (same binary) counted once; the CoreDNS pod's shim is included, CoreDNS itself is in its own row"},
 		{"the same, VmRSS summed", mib(median(warm, func(s sample) float64 { return float64(s.totalKB) })), "counts the shared code pages once per process"},
