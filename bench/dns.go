@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kubeseed/kubeseed/internal/images"
@@ -31,43 +30,16 @@ const dnsQueries = 2000
 // lookups of a Service name through CoreDNS, and samples CoreDNS's RSS once
 // it has idled.
 func measureDNS(bin string, offset int) (dnsResult, error) {
-	dir, err := os.MkdirTemp("", "kubeseed-bench-")
+	n, err := startNode(bin, offset, "kubeseed-bench-dns.log")
 	if err != nil {
 		return dnsResult{}, err
 	}
-	defer os.RemoveAll(dir)
-	archive, err := dnsClientImage(dir)
+	defer n.stop()
+	archive, err := dnsClientImage(n.dir)
 	if err != nil {
 		return dnsResult{}, err
 	}
-	data := filepath.Join(dir, "data")
-	logf, err := os.Create(filepath.Join(os.TempDir(), "kubeseed-bench-dns.log"))
-	if err != nil {
-		return dnsResult{}, err
-	}
-	defer logf.Close()
-	env := append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
-	cmd := exec.Command(bin, "start")
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
-	if err := cmd.Start(); err != nil {
-		return dnsResult{}, err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	ks := func(args ...string) (string, error) {
-		c := exec.Command(bin, args...)
-		c.Env = env
-		out, err := c.CombinedOutput()
-		if err != nil {
-			return string(out), fmt.Errorf("kubeseed %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out), nil
-	}
-	if _, err := ks("status", "--wait-ready", "--timeout", "3m"); err != nil {
-		return dnsResult{}, err
-	}
+	ks := func(args ...string) (string, error) { return n.run("", args...) }
 	if _, err := ks("images", "import", archive); err != nil {
 		return dnsResult{}, err
 	}

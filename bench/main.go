@@ -194,33 +194,12 @@ func measure(bin, dir string, offset int) (sample, error) {
 // measureRefresh starts a node and times `refresh-certs --cert server.crt`
 // from the command's start until a TLS client sees the new certificate.
 func measureRefresh(bin string, offset, runs int) ([]sample, error) {
-	dir, err := os.MkdirTemp("", "kubeseed-bench-")
+	n, err := startNode(bin, offset, "kubeseed-bench-refresh.log")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	data := filepath.Join(dir, "data")
-	logf, err := os.Create(filepath.Join(os.TempDir(), "kubeseed-bench-refresh.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	env := append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
-	cmd := exec.Command(bin, "start")
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		resetNode(bin, data)
-	}()
-	wait := exec.Command(bin, "status", "--wait-ready", "--timeout", "3m")
-	wait.Env = env
-	if out, err := wait.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("node not ready: %v\n%s", err, out)
-	}
+	defer n.stop()
+	data := n.data
 	addr := fmt.Sprintf("127.0.0.1:%d", apiPort+offset)
 	var out []sample
 	for i := 0; i < runs; i++ {
@@ -229,10 +208,8 @@ func measureRefresh(bin string, offset, runs int) ([]sample, error) {
 			return nil, err
 		}
 		begin := time.Now()
-		refresh := exec.Command(bin, "refresh-certs", "--cert", "server.crt")
-		refresh.Env = env
-		if msg, err := refresh.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("%v\n%s", err, msg)
+		if _, err := n.run("", "refresh-certs", "--cert", "server.crt"); err != nil {
+			return nil, err
 		}
 		for {
 			s, err := servedSerial(filepath.Join(data, "certs", "ca.crt"), addr)
@@ -371,42 +348,14 @@ const benchImage = "kubeseed.local/busybox:bench"
 // local image at once, record when each is first seen Running, delete them
 // all and wait until they are gone. It returns each round's percentiles.
 func measurePods(bin string, offset, n, rounds int) ([]podLatency, error) {
-	dir, err := os.MkdirTemp("", "ksb-")
+	node, err := startNode(bin, offset, "kubeseed-bench-pods.log")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	data := filepath.Join(dir, "data")
-	env := append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
-	logf, err := os.Create(filepath.Join(os.TempDir(), "kubeseed-bench-pods.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "start")
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		reset := exec.Command(bin, "reset", "--yes")
-		reset.Env = env
-		_ = reset.Run()
-	}()
-	kubeseed := func(stdin string, args ...string) (string, error) {
-		c := exec.Command(bin, args...)
-		c.Env = env
-		c.Stdin = strings.NewReader(stdin)
-		out, err := c.CombinedOutput()
-		return string(out), err
-	}
+	defer node.stop()
+	kubeseed, data, dir := node.run, node.data, node.dir
 	kubectl := func(stdin string, args ...string) (string, error) {
 		return kubeseed(stdin, append([]string{"kubectl"}, args...)...)
-	}
-	if out, err := kubeseed("", "status", "--wait-ready", "--timeout", "3m"); err != nil {
-		return nil, fmt.Errorf("node not ready: %v\n%s", err, out)
 	}
 	archive, err := busyboxArchive(dir)
 	if err != nil {
