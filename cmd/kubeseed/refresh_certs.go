@@ -19,6 +19,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/daemon"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -63,11 +64,15 @@ refresh needs no restart: the running components re-read the files.`,
 			if err != nil {
 				return err
 			}
+			netw, err := netconf.Read(l)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			progress := func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "kubeseed:", msg) }
 			m := pki.Manager{
 				Layout:  l,
-				Vars:    bootstrap.TemplateVars(),
+				Vars:    bootstrap.TemplateVars(netw),
 				HostIPs: hostinfo.HostIPs,
 				Running: func() (int, error) { return daemon.RunningPID(l) },
 				AfterOp: faultFromEnv(),

@@ -47,9 +47,12 @@ func newResetCommand(g *globalOptions) *cobra.Command {
 					return fmt.Errorf("reset cancelled; nothing was deleted")
 				}
 			}
-			removed, cerr := node.CleanupHost(cmd.Context(), l)
+			removed, skipped, cerr := node.CleanupHost(cmd.Context(), l)
 			for _, r := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", r)
+			}
+			for _, s := range skipped {
+				fmt.Fprintf(cmd.OutOrStdout(), "left alone: %s\n", s)
 			}
 			if cerr != nil {
 				return fmt.Errorf("clean up the host: %w; fix that and run reset again (the data dir is kept)", cerr)
@@ -65,6 +68,8 @@ func newResetCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// looksLikeDataDir accepts a bootstrapped data dir, an empty one, and one
+// that holds only run/: a start that was refused before bootstrapping.
 func looksLikeDataDir(dir string) bool {
 	for _, sub := range []string{"args", "certs"} {
 		if st, err := os.Stat(dir + "/" + sub); err == nil && st.IsDir() {
@@ -72,5 +77,5 @@ func looksLikeDataDir(dir string) bool {
 		}
 	}
 	entries, err := os.ReadDir(dir)
-	return err == nil && len(entries) == 0
+	return err == nil && (len(entries) == 0 || len(entries) == 1 && entries[0].Name() == "run" && entries[0].IsDir())
 }

@@ -150,6 +150,10 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
 				h = "unhealthy: " + s.Err.Error()
 			}
 		}
+		if s.Off {
+			fmt.Fprintf(tw, "%s\toff\t-\tturned off in its args file\n", s.Name)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Name, s.Port, s.Bind, h)
 	}
 	tw.Flush()

@@ -22,6 +22,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
@@ -42,6 +43,8 @@ type Result struct {
 	Created    []string
 	// Notices are one-line messages for the user: migrations done.
 	Notices []string
+	// Network is the cluster network the args files set.
+	Network netconf.Network
 }
 
 // Prepare makes the data dir ready to start. All user-editable inputs are
@@ -71,7 +74,15 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	}
 
 	// 1. Validate what the user may have edited.
-	tmpl, err := loadTemplate(l)
+	netw, err := netconf.Read(l)
+	if err != nil {
+		return nil, err
+	}
+	if err := netconf.CheckRange(l, netw); err != nil {
+		return nil, err
+	}
+	res.Network = netw
+	tmpl, err := loadTemplate(l, netw)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +110,10 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	kubeletMig, err := planKubeletMigration(l)
+	if err != nil {
+		return nil, err
+	}
 
 	// 2. Create what is missing.
 	if err := l.Ensure(); err != nil {
@@ -108,11 +123,14 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 		if err := create(res, l.CSRTemplate(), pki.DefaultTemplate(), 0o600); err != nil {
 			return nil, err
 		}
-		if tmpl, err = loadTemplate(l); err != nil {
+		if tmpl, err = loadTemplate(l, netw); err != nil {
 			return nil, err
 		}
 	}
 	if err := argsMig.apply(ctx, l, res); err != nil {
+		return nil, err
+	}
+	if err := kubeletMig.apply(ctx, res); err != nil {
 		return nil, err
 	}
 	for _, f := range argFiles {
@@ -150,13 +168,20 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if err := writeWebhookKubeconfigs(l); err != nil {
 		return nil, err
 	}
+	if rec, err := netconf.RecordedRange(l); err != nil {
+		return nil, err
+	} else if rec == "" {
+		if err := fsutil.WriteFileAtomic(l.ServiceRangeRecord(), []byte(netw.ServiceCIDR.String()+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	if res.FirstStart {
 		log.Info("Bootstrapped data dir", "dir", l.Root, "certificates", len(issued), "node", nodeName)
 	}
 	return res, nil
 }
 
-func loadTemplate(l datadir.Layout) (*pki.Template, error) {
+func loadTemplate(l datadir.Layout, n netconf.Network) (*pki.Template, error) {
 	data, err := os.ReadFile(l.CSRTemplate())
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -164,12 +189,13 @@ func loadTemplate(l datadir.Layout) (*pki.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pki.ParseTemplate(l.CSRTemplate(), data, TemplateVars())
+	return pki.ParseTemplate(l.CSRTemplate(), data, TemplateVars(n))
 }
 
-// TemplateVars are the ${NAME} references csr.conf.template may use.
-func TemplateVars() map[string]string {
-	return map[string]string{"SERVICE_IP": defaults.ServiceIP}
+// TemplateVars are the ${NAME} references csr.conf.template may use; the
+// kubernetes Service IP comes from the args files' service range.
+func TemplateVars(n netconf.Network) map[string]string {
+	return map[string]string{"SERVICE_IP": n.ServiceIP.String()}
 }
 
 func validateTokens(l datadir.Layout) error {

@@ -362,3 +362,110 @@ func TestKubeconfigsReferenceOrEmbed(t *testing.T) {
 		})
 	}
 }
+
+func TestOlderKubeletConfigGetsItsOwnPodLogsDir(t *testing.T) {
+	l := prepared(t)
+	path := l.Args("kubelet.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(data), "podLogsDir: ${DATA_DIR}/var/log/pods\n", "", 1)
+	if old == string(data) {
+		t.Fatal("a new kubelet.yaml has no podLogsDir in the data dir")
+	}
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Prepare(context.Background(), l, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "podLogsDir") {
+		t.Errorf("notices %q", res.Notices)
+	}
+	got, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(got), old) || !strings.HasSuffix(string(got), "podLogsDir: ${DATA_DIR}/var/log/pods\n") {
+		t.Errorf("migrated kubelet.yaml:\n%s", got)
+	}
+	// A second start has nothing to migrate.
+	if res, err := Prepare(context.Background(), l, testOptions()); err != nil || len(res.Notices) != 0 {
+		t.Errorf("second Prepare: %v %q", err, res.Notices)
+	}
+}
+
+func TestServiceRangeComesFromTheArgsFiles(t *testing.T) {
+	l := prepared(t)
+	if data, _ := os.ReadFile(l.ServiceRangeRecord()); string(data) != "10.152.183.0/24\n" {
+		t.Fatalf("recorded range %q", data)
+	}
+	server, err := pki.LoadCert(l.Cert("server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesContainsIP(server.IPAddresses, "10.152.183.1") {
+		t.Errorf("server.crt IPs %v lack the kubernetes Service IP", server.IPAddresses)
+	}
+
+	// A changed range on a started node is refused, and nothing changes.
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager"} {
+		f, err := args.Load(l.Args(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Set("service-cluster-ip-range", "10.96.0.0/16")
+		if err := os.WriteFile(f.Path, f.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml, _ := os.ReadFile(l.Args("kubelet.yaml"))
+	if err := os.WriteFile(l.Args("kubelet.yaml"), []byte(strings.Replace(string(yaml), "- 10.152.183.10", "- 10.96.0.10", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(l.Cert("server"))
+	before := hashTree(t, l.Root)
+	_, err = Prepare(context.Background(), l, testOptions())
+	if err == nil || !strings.Contains(err.Error(), "started with 10.152.183.0/24") {
+		t.Fatalf("changed range: %v", err)
+	}
+	assertSame(t, before, hashTree(t, l.Root))
+
+	// On a new data dir, the edited files are what counts: the server
+	// certificate names the new range's first IP.
+	fresh, err := datadir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(fresh.ArgsDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kubelet.yaml"} {
+		data, _ := os.ReadFile(l.Args(c))
+		data = []byte(strings.ReplaceAll(string(data), l.Root, fresh.Root))
+		if err := os.WriteFile(fresh.Args(c), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Prepare(context.Background(), fresh, testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	server, err = pki.LoadCert(fresh.Cert("server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesContainsIP(server.IPAddresses, "10.96.0.1") || slicesContainsIP(server.IPAddresses, "10.152.183.1") {
+		t.Errorf("server.crt IPs %v: want 10.96.0.1, not 10.152.183.1", server.IPAddresses)
+	}
+	if data, _ := os.ReadFile(fresh.ServiceRangeRecord()); string(data) != "10.96.0.0/16\n" {
+		t.Errorf("recorded range %q", data)
+	}
+}
+
+func slicesContainsIP(ips []net.IP, want string) bool {
+	for _, ip := range ips {
+		if ip.String() == want {
+			return true
+		}
+	}
+	return false
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
@@ -119,6 +120,55 @@ func (m *argsMigration) apply(ctx context.Context, l datadir.Layout, res *Result
 	msg := fmt.Sprintf("migrated %s: %s", m.file.Path, strings.Join(m.changes, "; "))
 	klog.FromContext(ctx).Info("Migrated an args file written by an older kubeseed", "file", m.file.Path, "changes", m.changes)
 	res.Notices = append(res.Notices, msg)
+	return nil
+}
+
+// kubeletMigration adds to an older args/kubelet.yaml what this version
+// relies on: podLogsDir in the data dir, since the kubelet's garbage
+// collection deletes the log directories of pods it does not know, and so
+// nodes sharing /var/log/pods delete each other's logs.
+type kubeletMigration struct {
+	path string
+	data []byte
+}
+
+func planKubeletMigration(l datadir.Layout) (*kubeletMigration, error) {
+	path := l.Args(defaults.KubeletConfigFile)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, ok := doc["podLogsDir"]; ok || doc == nil {
+		return nil, nil
+	}
+	out := append([]byte{}, data...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	out = append(out, "# Added by kubeseed: this node's own pod logs (other nodes' kubelets would delete them).\npodLogsDir: "+defaults.PodLogsDirSetting+"\n"...)
+	var check map[string]any
+	if err := yaml.Unmarshal(out, &check); err != nil || check["podLogsDir"] != defaults.PodLogsDirSetting {
+		return nil, fmt.Errorf("%s: kubeseed needs `podLogsDir: %s` in this file and cannot add it to its layout; add that line yourself", path, defaults.PodLogsDirSetting)
+	}
+	return &kubeletMigration{path: path, data: out}, nil
+}
+
+func (m *kubeletMigration) apply(ctx context.Context, res *Result) error {
+	if m == nil {
+		return nil
+	}
+	if err := fsutil.WriteFileAtomic(m.path, m.data, 0o644); err != nil {
+		return err
+	}
+	klog.FromContext(ctx).Info("Migrated an args file written by an older kubeseed", "file", m.path, "changes", "podLogsDir added")
+	res.Notices = append(res.Notices, fmt.Sprintf("migrated %s: podLogsDir: %s added, so pod logs stay in this node's data dir", m.path, defaults.PodLogsDirSetting))
 	return nil
 }
 

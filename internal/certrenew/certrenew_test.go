@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -85,7 +86,7 @@ func TestLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := t0.Add(340 * 24 * time.Hour)
-	m := pki.Manager{Layout: l, Vars: bootstrap.TemplateVars(), Now: func() time.Time { return now }, HostIPs: getIPs}
+	m := pki.Manager{Layout: l, Vars: bootstrap.TemplateVars(netconf.Default()), Now: func() time.Time { return now }, HostIPs: getIPs}
 	r := New(m, Options{RenewBefore: pki.DefaultRenewBefore, CheckInterval: time.Hour, IPPollInterval: 100 * time.Millisecond})
 	ctx := context.Background()
 	if err := r.Init(ctx); err != nil {

@@ -21,7 +21,9 @@ import (
 	"github.com/kubeseed/kubeseed/internal/controlplane"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/datastore"
+	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/hostclaim"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/node"
 	"github.com/kubeseed/kubeseed/internal/pki"
@@ -59,6 +61,11 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 		return err
 	}
 	defer unlock()
+	claims, err := claimHost(l)
+	if err != nil {
+		return err
+	}
+	defer claims.Release()
 
 	o.Renewal = o.Renewal.WithDefaults()
 	if err := o.Renewal.Validate(); err != nil {
@@ -100,7 +107,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 		node.NewKubeProxy(l),
 		certrenew.New(pki.Manager{
 			Layout:  l,
-			Vars:    bootstrap.TemplateVars(),
+			Vars:    bootstrap.TemplateVars(res.Network),
 			Now:     o.Bootstrap.Now,
 			HostIPs: hostinfo.HostIPs,
 			AfterOp: o.AfterOp,
@@ -120,6 +127,29 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	}
 	klog.Flush()
 	return err
+}
+
+// claimHost takes what this node must not share with another live node on
+// the host, before anything is written: one pod network per network
+// namespace, and its own cgroup root, CNI network and pod log directory.
+func claimHost(l datadir.Layout) (*hostclaim.Set, error) {
+	names, err := node.HostNamesOf(l)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := node.Claims(names)
+	if err != nil {
+		return nil, err
+	}
+	set, err := hostclaim.Acquire(hostclaim.Dir, l.Root, claims)
+	var inUse *hostclaim.InUseError
+	if errors.As(err, &inUse) {
+		if inUse.Claim.Kind == node.ClaimPodNetwork {
+			return nil, fmt.Errorf("%w: two nodes in one network namespace would share and remove each other's pod bridge and iptables rules. Stop that node (`kubeseed --data-dir %s stop`), or run this one in a network namespace of its own (`ip netns add NAME`, then `nsenter --net=/run/netns/NAME kubeseed start`)", err, inUse.Holder.DataDir)
+		}
+		return nil, fmt.Errorf("%w; give this node its own in %s (or %s), or stop that node", err, l.Args(defaults.KubeletConfigFile), l.Args(defaults.CNIConfDir))
+	}
+	return set, err
 }
 
 // prepare finishes or discards a certificate refresh a crash interrupted,
@@ -152,6 +182,9 @@ func CheckPorts(l datadir.Layout, warn func(string)) error {
 	}
 	lo, hi, rangeErr := hostinfo.EphemeralRange()
 	for _, s := range services.Served() {
+		if ports[s.Name] == 0 {
+			continue // an optional port turned off
+		}
 		if p := ports[s.Name]; rangeErr == nil && p >= lo && p <= hi {
 			warn(fmt.Sprintf("warning: port %d (%s, --%s in %s) is in the kernel's ephemeral range %d-%d (%s); an outgoing connection can take it and make the service fail to listen. Pick a port outside that range",
 				p, s.Name, s.Flag, l.Args(s.Component), lo, hi, hostinfo.EphemeralPortsFile))

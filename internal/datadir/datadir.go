@@ -58,6 +58,10 @@ func (l Layout) CertsLock() string { return filepath.Join(l.RunDir(), "certs.loc
 // CertRenewalState is where a running node records its renewal schedule.
 func (l Layout) CertRenewalState() string { return filepath.Join(l.RunDir(), "cert-renewal.json") }
 
+// ServiceRangeRecord holds the service range the node was first started
+// with, which cannot change later (see package netconf).
+func (l Layout) ServiceRangeRecord() string { return filepath.Join(l.VarDir(), "service-cidr") }
+
 func (l Layout) FlexVolumeDir() string {
 	return filepath.Join(l.VarDir(), "kubelet-plugins", "volume", "exec")
 }

@@ -40,6 +40,10 @@ type HostNames struct {
 	CgroupRoot string
 	Network    string
 	Bridge     string
+	// PodLogsDir is the kubelet's podLogsDir. Its garbage collection
+	// deletes the log directories of pods it does not know, so each node
+	// needs its own.
+	PodLogsDir string
 }
 
 // HostNamesFor gives a node on the default data dir the plain names, and a
@@ -51,11 +55,19 @@ type HostNames struct {
 // route beside the new one and cut pods off.
 func HostNamesFor(l datadir.Layout) HostNames {
 	if l.Root == datadir.Default {
-		return HostNames{CgroupRoot: "/kubeseed", Network: "kubeseed", Bridge: "cni-kubeseed0"}
+		return HostNames{CgroupRoot: "/kubeseed", Network: "kubeseed", Bridge: "cni-kubeseed0", PodLogsDir: PodLogsDir(l)}
 	}
 	sum := sha256.Sum256([]byte(l.Root))
 	id := hex.EncodeToString(sum[:4])
-	return HostNames{CgroupRoot: "/kubeseed-" + id, Network: "kubeseed-" + id, Bridge: "cni-kubeseed0"}
+	return HostNames{CgroupRoot: "/kubeseed-" + id, Network: "kubeseed-" + id, Bridge: "cni-kubeseed0", PodLogsDir: PodLogsDir(l)}
+}
+
+// PodLogsDirSetting is kubelet.yaml's podLogsDir for a new node.
+const PodLogsDirSetting = "${DATA_DIR}/var/log/pods"
+
+// PodLogsDir is where a new node's kubelet keeps pod logs: in the data dir.
+func PodLogsDir(l datadir.Layout) string {
+	return filepath.Join(l.VarDir(), "log", "pods")
 }
 
 func hostPort(name string, offset int) string {
@@ -100,6 +112,7 @@ authorization:
   mode: Webhook
 containerRuntimeEndpoint: unix://${DATA_DIR}/run/containerd.sock
 cgroupRoot: %s
+podLogsDir: %s
 clusterDNS:
 - %s
 clusterDomain: %s
@@ -110,7 +123,7 @@ serverTLSBootstrap: false
 `, kubelet.Bind.Address(), kubelet.Port+portOffset,
 		services.MustLookup("kubelet-readonly").Port+portOffset,
 		services.MustLookup("kubelet-healthz").Bind.Address(), services.MustLookup("kubelet-healthz").Port+portOffset,
-		HostNamesFor(l).CgroupRoot, ClusterDNS, ClusterDomain))
+		HostNamesFor(l).CgroupRoot, PodLogsDirSetting, ClusterDNS, ClusterDomain))
 }
 
 // KubeProxyArgs renders args/kube-proxy.

@@ -10,13 +10,13 @@ import (
 
 func TestHostNamesFor(t *testing.T) {
 	def := HostNamesFor(datadir.Layout{Root: datadir.Default})
-	if def != (HostNames{CgroupRoot: "/kubeseed", Network: "kubeseed", Bridge: "cni-kubeseed0"}) {
+	if def != (HostNames{CgroupRoot: "/kubeseed", Network: "kubeseed", Bridge: "cni-kubeseed0", PodLogsDir: datadir.Default + "/var/log/pods"}) {
 		t.Errorf("default data dir: %+v", def)
 	}
 	a := HostNamesFor(datadir.Layout{Root: "/tmp/ks-1/data"})
 	b := HostNamesFor(datadir.Layout{Root: "/tmp/ks-2/data"})
-	if a.CgroupRoot == b.CgroupRoot || a.Network == b.Network ||
-		a.CgroupRoot == def.CgroupRoot || a.Network == def.Network {
+	if a.CgroupRoot == b.CgroupRoot || a.Network == b.Network || a.PodLogsDir == b.PodLogsDir ||
+		a.CgroupRoot == def.CgroupRoot || a.Network == def.Network || a.PodLogsDir == def.PodLogsDir {
 		t.Errorf("two data dirs share names: %+v %+v", a, b)
 	}
 	// One bridge name: a stale bridge of another name would keep a second

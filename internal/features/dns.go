@@ -12,6 +12,7 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 )
 
 // DNS switches the CoreDNS addon. Its state is config/dns; on a running
@@ -47,7 +48,7 @@ func adminClients(n Node) (kubernetes.Interface, dynamic.Interface, error) {
 
 func (*DNS) Name() string { return "dns" }
 func (*DNS) Description() string {
-	return "CoreDNS for cluster.local at " + dns.DefaultParams(nil).ServiceIP + " (on by default; --upstream IP,... sets its forwarders)"
+	return "CoreDNS at kubelet.yaml's clusterDNS for its clusterDomain (on by default; --upstream IP,... sets its forwarders)"
 }
 
 // Options: --upstream.
@@ -95,7 +96,7 @@ func (d *DNS) EnableWith(ctx context.Context, n Node, opts map[string]string) er
 		fmt.Fprintln(n.Out, "dns is already enabled with these forwarders; nothing to do")
 		return nil
 	}
-	objs, ups, err := dns.Objects(ctx, c)
+	objs, ups, err := dns.Objects(ctx, n.Layout, c)
 	if err != nil {
 		return err
 	}
@@ -124,7 +125,11 @@ func (d *DNS) EnableWith(ctx context.Context, n Node, opts map[string]string) er
 	if err := dns.WaitReady(wctx, cs, n.Progress); err != nil {
 		return err
 	}
-	fmt.Fprintf(n.Out, "DNS enabled: CoreDNS serves %s at %s, forwarding to %s\n", dns.DefaultParams(nil).Domain, dns.DefaultParams(nil).ServiceIP, strings.Join(ups, ","))
+	netw, err := netconf.Read(n.Layout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(n.Out, "DNS enabled: CoreDNS serves %s at %s, forwarding to %s\n", netw.ClusterDomain, netw.ClusterDNS, strings.Join(ups, ","))
 	return nil
 }
 
@@ -142,7 +147,7 @@ func (d *DNS) Disable(ctx context.Context, n Node) error {
 		fmt.Fprintf(n.Out, "DNS will be removed at the next start (%s updated)\n", n.Layout.Config(dns.ConfigFile))
 		return nil
 	}
-	objs, _, err := dns.Objects(ctx, c)
+	objs, _, err := dns.Objects(ctx, n.Layout, c)
 	if err != nil {
 		return err
 	}

@@ -33,8 +33,8 @@ func cgroupHierarchies() ([]string, error) {
 // the kubelet requires it to exist. On v1 the cpuset copy of the parent's
 // CPUs and memory nodes is needed before any task can join.
 func EnsureCgroupRoot(root string) error {
-	if root == "" || root == "/" {
-		return nil
+	if err := ValidCgroupRoot(root); err != nil {
+		return fmt.Errorf("cgroupRoot %w", err)
 	}
 	hs, err := cgroupHierarchies()
 	if err != nil {
@@ -67,8 +67,8 @@ func EnsureCgroupRoot(root string) error {
 // RemoveCgroupRoot removes the cgroupRoot tree from every hierarchy,
 // deepest first. It fails on cgroups that still hold processes.
 func RemoveCgroupRoot(root string) error {
-	if root == "" || root == "/" {
-		return nil
+	if err := ValidCgroupRoot(root); err != nil {
+		return fmt.Errorf("refusing to remove cgroup root %w", err)
 	}
 	hs, err := cgroupHierarchies()
 	if err != nil {

@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -40,9 +41,12 @@ type Kubelet struct {
 	server  *kubeletoptions.KubeletServer
 	deps    *kubelet.Dependencies
 	healthz string
-	cancel  context.CancelFunc
-	done    chan struct{}
-	exited  chan error
+	// healthTLS is set when healthz is the secure port's, as admin: the
+	// loopback healthz port is turned off (healthzPort: 0).
+	healthTLS *tls.Config
+	cancel    context.CancelFunc
+	done      chan struct{}
+	exited    chan error
 }
 
 // NewKubelet returns the component; it reads args/kubelet and
@@ -96,6 +100,13 @@ func (k *Kubelet) Init(ctx context.Context) error {
 	}
 	k.server = &kubeletoptions.KubeletServer{KubeletFlags: *flags, KubeletConfiguration: *cfg}
 	k.healthz = "http://" + cfg.HealthzBindAddress + ":" + strconv.Itoa(int(cfg.HealthzPort)) + "/healthz"
+	if cfg.HealthzPort == 0 {
+		tlsCfg, err := health.ClientTLS(k.layout.Cert("ca"), k.layout.Cert("admin"), k.layout.Key("admin"))
+		if err != nil {
+			return err
+		}
+		k.healthz, k.healthTLS = "https://127.0.0.1:"+strconv.Itoa(int(cfg.Port))+"/healthz", tlsCfg
+	}
 	return nil
 }
 
@@ -171,7 +182,7 @@ func (k *Kubelet) Start(ctx context.Context) error {
 
 // Ready waits for the kubelet's loopback healthz.
 func (k *Kubelet) Ready(ctx context.Context) error {
-	return health.Wait(ctx, k.healthz, nil)
+	return health.Wait(ctx, k.healthz, k.healthTLS)
 }
 
 // Stop cancels the kubelet; its containers are stopped by the runtime's Stop.

@@ -30,6 +30,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -59,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.m = pki.Manager{
 		Layout:  l,
-		Vars:    bootstrap.TemplateVars(),
+		Vars:    bootstrap.TemplateVars(netconf.Default()),
 		Now:     func() time.Time { return f.now },
 		HostIPs: func() ([]net.IP, error) { return f.ips, nil },
 	}

@@ -65,8 +65,11 @@ type Service struct {
 	Authz     string // what they may do, in words
 	Flag      string // args flag (or YAML field) carrying the port
 	Source    PortSource
-	// ConfigFile, for YAMLField, is the YAML file under args/.
-	ConfigFile string
+	// ConfigFile, for YAMLField, is the YAML file under args/, and
+	// YAMLDefault the port upstream uses when the field is absent ("" when
+	// the field is required).
+	ConfigFile  string
+	YAMLDefault string
 	// Plain marks a service without TLS; its health check is plain HTTP.
 	Plain bool
 	// Health check: GET HealthPath over TLS trusting the TrustCA
@@ -78,11 +81,15 @@ type Service struct {
 	// Removed marks ports MicroK8s documents but upstream dropped; nothing
 	// may listen there, and the port audit checks it.
 	Removed bool
-	Note    string
+	// Optional marks a port its args file may turn off with 0, as upstream
+	// allows (the kubelet's readOnlyPort and healthzPort): Ports reports 0,
+	// and start, status and the port audit skip it.
+	Optional bool
+	Note     string
 }
 
-// Table lists every service in start order. Services of later milestones
-// (kubelet, kube-proxy, containerd, cluster agent) are added here as they land.
+// Table lists every endpoint kubeseed serves or refuses to serve. The start
+// order of the components is the supervisor's, in package daemon.
 var Table = []Service{
 	{
 		Name: "etcd", Component: "etcd", Port: 12379, Protocol: "tcp", Bind: BindHost, TLS: true,
@@ -144,23 +151,23 @@ var Table = []Service{
 		Name: "kubelet", Component: "kubelet", Port: 10250, Protocol: "tcp", Bind: BindHost, TLS: true,
 		Authn: "X.509 client certificate signed by the cluster CA, or a bearer token checked by the apiserver; anonymous disabled",
 		Authz: "delegated to kube-apiserver (Webhook)",
-		Flag:  "port", Source: YAMLField, ConfigFile: "kubelet.yaml",
+		Flag:  "port", Source: YAMLField, ConfigFile: "kubelet.yaml", YAMLDefault: "10250",
 		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "admin",
 		Note: "kubelet API (logs, exec, port-forward)",
 	},
 	{
 		Name: "kubelet-readonly", Component: "kubelet", Port: 10255, Protocol: "tcp", Bind: BindHost, Plain: true,
 		Authn: "none", Authz: "read-only endpoints (/pods, /healthz, /spec)",
-		Flag: "readOnlyPort", Source: YAMLField, ConfigFile: "kubelet.yaml",
+		Flag: "readOnlyPort", Source: YAMLField, ConfigFile: "kubelet.yaml", YAMLDefault: "0", Optional: true,
 		HealthPath: "/healthz",
-		Note:       "read-only kubelet port, as the spec lists it",
+		Note:       "read-only kubelet port, as the spec lists it; `readOnlyPort: 0` in args/kubelet.yaml turns it off",
 	},
 	{
 		Name: "kubelet-healthz", Component: "kubelet", Port: 10248, Protocol: "tcp", Bind: BindLoopback, Plain: true,
 		Authn: "none (loopback only)", Authz: "health only",
-		Flag: "healthzPort", Source: YAMLField, ConfigFile: "kubelet.yaml",
+		Flag: "healthzPort", Source: YAMLField, ConfigFile: "kubelet.yaml", YAMLDefault: "10248", Optional: true,
 		HealthPath: "/healthz",
-		Note:       "kubelet health",
+		Note:       "kubelet health; `healthzPort: 0` in args/kubelet.yaml turns it off",
 	},
 	{
 		Name: "kube-proxy-metrics", Component: "kube-proxy", Port: 10249, Protocol: "tcp", Bind: BindLoopback, Plain: true,
@@ -221,32 +228,44 @@ func (s Service) ListenAddr(offset int) string {
 	return net.JoinHostPort(s.Bind.Address(), strconv.Itoa(s.Port+offset))
 }
 
+// setting names where the port is set: --flag, or the YAML field.
+func (s Service) setting() string {
+	if s.Source == YAMLField {
+		return s.Flag
+	}
+	return "--" + s.Flag
+}
+
 // PortFromFlag extracts the port from the value of s.Flag as written in an
-// args file.
+// args file. 0 means off, which only an Optional service accepts.
 func (s Service) PortFromFlag(value string) (int, error) {
 	var portStr string
 	switch s.Source {
-	case PortFlag:
+	case PortFlag, YAMLField:
 		portStr = value
 	case HostPortFlag:
 		_, p, err := net.SplitHostPort(value)
 		if err != nil {
-			return 0, fmt.Errorf("--%s=%q: %w", s.Flag, value, err)
+			return 0, fmt.Errorf("%s=%q: %w", s.setting(), value, err)
 		}
 		portStr = p
-	case YAMLField:
-		portStr = value
 	case URLFlag:
 		first := strings.TrimSpace(strings.Split(value, ",")[0])
 		u, err := url.Parse(first)
 		if err != nil {
-			return 0, fmt.Errorf("--%s=%q: %w", s.Flag, value, err)
+			return 0, fmt.Errorf("%s=%q: %w", s.setting(), value, err)
 		}
 		portStr = u.Port()
 	}
 	p, err := strconv.Atoi(strings.TrimSpace(portStr))
+	if err == nil && p == 0 && s.Optional {
+		return 0, nil
+	}
 	if err != nil || p <= 0 || p > 65535 {
-		return 0, fmt.Errorf("--%s=%q: no valid port", s.Flag, value)
+		if s.Optional {
+			return 0, fmt.Errorf("%s=%q: not a port (1-65535, or 0 to turn %s off)", s.setting(), value, s.Name)
+		}
+		return 0, fmt.Errorf("%s=%q: not a port (1-65535)", s.setting(), value)
 	}
 	return p, nil
 }
@@ -265,16 +284,17 @@ func (s Service) PortIn(f *args.File) (int, error) {
 }
 
 // Ports reads the port of every served service from the args files in dir
-// layout l: the ports the node runs with.
+// layout l: the ports the node runs with. An Optional service that is off
+// has port 0.
 func Ports(l datadir.Layout) (map[string]int, error) {
 	files := map[string]*args.File{}
 	yamls := map[string]map[string]any{}
 	ports := map[string]int{}
 	for _, s := range Served() {
 		if s.Source == YAMLField {
+			path := l.Args(s.ConfigFile)
 			doc, ok := yamls[s.ConfigFile]
 			if !ok {
-				path := l.Args(s.ConfigFile)
 				data, err := os.ReadFile(path)
 				if err != nil {
 					return nil, fmt.Errorf("read %s: %w", path, err)
@@ -284,9 +304,16 @@ func Ports(l datadir.Layout) (map[string]int, error) {
 				}
 				yamls[s.ConfigFile] = doc
 			}
-			p, err := s.PortFromFlag(fmt.Sprint(doc[s.Flag]))
+			v, set := doc[s.Flag]
+			if !set || v == nil {
+				if s.YAMLDefault == "" {
+					return nil, fmt.Errorf("%s: field %s is not set; it is the port of %s", path, s.Flag, s.Name)
+				}
+				v = s.YAMLDefault
+			}
+			p, err := s.PortFromFlag(fmt.Sprint(v))
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", l.Args(s.ConfigFile), err)
+				return nil, fmt.Errorf("%s: field %w", path, err)
 			}
 			ports[s.Name] = p
 			continue

@@ -3,10 +3,12 @@ package services
 import (
 	"flag"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
 )
 
 func TestPortFromFlag(t *testing.T) {
@@ -19,6 +21,7 @@ func TestPortFromFlag(t *testing.T) {
 		{PortFlag, "16443", 16443, false},
 		{PortFlag, " 10259 ", 10259, false},
 		{PortFlag, "0", 0, true},
+		{YAMLField, "0", 0, true}, // not Optional
 		{PortFlag, "70000", 0, true},
 		{PortFlag, "abc", 0, true},
 		{URLFlag, "https://0.0.0.0:12379", 12379, false},
@@ -109,5 +112,67 @@ func TestDocsPortTableIsCurrent(t *testing.T) {
 	}
 	if string(data) != want {
 		t.Errorf("docs/ports.md is out of date: run go test ./internal/services -run Docs -update")
+	}
+}
+
+func TestOptionalPorts(t *testing.T) {
+	dir := t.TempDir()
+	l := datadir.Layout{Root: dir}
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.MkdirAll(l.ArgsDir(), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(l.Args(name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range Served() {
+		if s.Source != YAMLField {
+			f := args.New(l.Args(s.Component))
+			if data, err := os.ReadFile(l.Args(s.Component)); err == nil {
+				f, _ = args.Parse(l.Args(s.Component), data)
+			}
+			f.Set(s.Flag, s.ListenAddr(0))
+			if s.Source == PortFlag {
+				f.Set(s.Flag, strconv.Itoa(s.Port))
+			}
+			if s.Source == URLFlag {
+				f.Set(s.Flag, "https://"+s.ListenAddr(0))
+			}
+			write(s.Component, string(f.Bytes()))
+		}
+	}
+	cases := []struct {
+		yaml    string
+		want    map[string]int
+		wantErr []string
+	}{
+		{"port: 10250\nreadOnlyPort: 10255\nhealthzPort: 10248\n", map[string]int{"kubelet": 10250, "kubelet-readonly": 10255, "kubelet-healthz": 10248}, nil},
+		{"port: 10250\nreadOnlyPort: 0\nhealthzPort: 0\n", map[string]int{"kubelet": 10250, "kubelet-readonly": 0, "kubelet-healthz": 0}, nil},
+		// Upstream's defaults for absent fields.
+		{"{}\n", map[string]int{"kubelet": 10250, "kubelet-readonly": 0, "kubelet-healthz": 10248}, nil},
+		{"port: 0\n", nil, []string{"kubelet.yaml: field port=\"0\"", "not a port"}},
+		{"readOnlyPort: abc\n", nil, []string{"kubelet.yaml: field readOnlyPort=\"abc\"", "0 to turn kubelet-readonly off"}},
+	}
+	for _, c := range cases {
+		write("kubelet.yaml", c.yaml)
+		got, err := Ports(l)
+		if c.wantErr != nil {
+			for _, w := range c.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("%q: error %v lacks %q", c.yaml, err, w)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		for name, p := range c.want {
+			if got[name] != p {
+				t.Errorf("%q: %s = %d, want %d", c.yaml, name, got[name], p)
+			}
+		}
 	}
 }

@@ -32,7 +32,9 @@ type Service struct {
 	Port    int
 	Bind    string
 	Healthy bool
-	Err     error
+	// Off marks an optional port its args file turned off (port 0).
+	Off bool
+	Err error
 }
 
 // Cert is one certificate's expiry.
@@ -98,7 +100,9 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 	}
 	for _, s := range services.Served() {
 		st := Service{Name: s.Name, Port: ports[s.Name], Bind: s.Bind.Address()}
-		if pid != 0 {
+		if st.Port == 0 {
+			st.Off, st.Healthy = true, true
+		} else if pid != 0 {
 			st.Err = probe(ctx, l, s, ports[s.Name])
 			st.Healthy = st.Err == nil
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,7 +23,7 @@ import (
 // added and removed at run time, a user with a client certificate, and RBAC
 // switched on and off, all without restarting kubeseed.
 func TestAuth(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 
 	admin := adminToken(t, n)
@@ -296,7 +295,7 @@ func TestAuth(t *testing.T) {
 // TestPasswordFileMigration starts a node whose credentials/basic_auth.csv
 // has users: each becomes a token user with the same groups.
 func TestPasswordFileMigration(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	n.stop()
 	path := n.path("credentials", "basic_auth.csv")
@@ -348,8 +347,7 @@ func TestPasswordFileMigration(t *testing.T) {
 // stdout: the token alone, so scripts can capture it.
 func (n *node) tokenAdd(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(kubeseedBin, append([]string{"token", "add"}, args...)...)
-	cmd.Env = n.env()
+	cmd := n.command(append([]string{"token", "add"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -379,7 +377,7 @@ func (n *node) api(t *testing.T, method, path, token string) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: n.tlsConfig("ca", "")}}
+	c := n.httpClient(n.tlsConfig("ca", ""), 10*time.Second)
 	defer c.CloseIdleConnections()
 	resp, err := c.Do(req)
 	if err != nil {
@@ -393,14 +391,14 @@ func (n *node) api(t *testing.T, method, path, token string) int {
 // (--kubeconfig FILE, or --token T against this node).
 func (n *node) kubectlAs(t *testing.T, creds []string, args ...string) (string, error) {
 	t.Helper()
-	full := []string{"--cache-dir", filepath.Join(n.dir, "..", "kubectl-cache")}
+	full := []string{"--cache-dir", n.kubectlCache()}
 	if creds[0] == "--token" {
 		full = append(full, "--kubeconfig", os.DevNull,
 			"--server", fmt.Sprintf("https://127.0.0.1:%d", n.port("kube-apiserver")),
 			"--certificate-authority", n.path("certs", "ca.crt"))
 	}
 	full = append(append(full, creds...), args...)
-	out, err := exec.Command(stockKubectl, full...).CombinedOutput()
+	out, err := n.inNetns(stockKubectl, full...).CombinedOutput()
 	return string(out), err
 }
 
@@ -564,7 +562,7 @@ func assertUnchanged(t *testing.T, before, after map[string]string) {
 // kubeseed moves it to the webhook and the reloadable authorization config,
 // and RBAC can then be switched without a restart.
 func TestOlderDataDirMigrates(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	n.stop()
 	path := n.path("args", "kube-apiserver")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +22,7 @@ import (
 // a copy of a bootstrapped data dir: start must fail with a message naming
 // the file and line (or the port and service), and leave every file as it was.
 func TestBadInputChangesNothing(t *testing.T) {
-	base := newNode(t, freeOffset(t))
+	base := newNode(t)
 	base.start()
 	base.stop()
 
@@ -86,7 +87,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"public bind in args/auth-webhook", appendLine("args/auth-webhook", "--bind-address=0.0.0.0"),
 			[]string{"args/auth-webhook:", "must be a loopback IP"}},
 		{"apiserver port in use", func(t *testing.T, n *node) {
-			ln, err := net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(n.port("kube-apiserver")))
+			ln, err := n.listen("tcp", "0.0.0.0:"+strconv.Itoa(n.port("kube-apiserver")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +96,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n := newNode(t, base.offset)
+			n := newCopyNode(t, base)
 			if out, err := exec.Command("cp", "-a", base.dir, n.dir).CombinedOutput(); err != nil {
 				t.Fatalf("copy data dir: %v %s", err, out)
 			}
@@ -127,7 +128,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 // TestReset checks that reset asks first, refuses while the node runs, and
 // then deletes the data dir.
 func TestReset(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	// CoreDNS's pod puts a sandbox on the pod network.
 	n.waitFor("coredns rolled out", "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s")
@@ -139,15 +140,17 @@ func TestReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := ksnode.HostNamesOf(layout)
-	left := hostLeftovers(layout, names)
+	names, err := ksnode.HostNamesOf(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := n.hostLeftovers(layout, names)
 	for _, want := range []string{"cgroup", "iptables", "interface"} {
 		if !slices.ContainsFunc(left, func(l string) bool { return strings.HasPrefix(l, want) }) {
 			t.Errorf("a stopped node left no %s on the host (the README says it does): %v", want, left)
 		}
 	}
-	cmd := exec.Command(kubeseedBin, "reset")
-	cmd.Env = n.env()
+	cmd := n.command("reset")
 	cmd.Stdin = strings.NewReader("no\n")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "nothing was deleted") {
 		t.Errorf("reset answered 'no': %v\n%s", err, out)
@@ -155,8 +158,7 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat(n.path("certs", "ca.crt")); err != nil {
 		t.Fatalf("reset answered 'no' deleted files: %v", err)
 	}
-	cmd = exec.Command(kubeseedBin, "reset")
-	cmd.Env = n.env()
+	cmd = n.command("reset")
 	cmd.Stdin = strings.NewReader("yes\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("reset: %v\n%s", err, out)
@@ -164,15 +166,16 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat(n.dir); !os.IsNotExist(err) {
 		t.Errorf("data dir still there after reset: %v", err)
 	}
-	if left := hostLeftovers(layout, names); len(left) > 0 {
+	if left := n.hostLeftovers(layout, names); len(left) > 0 {
 		t.Errorf("reset left on the host: %v", left)
 	}
 }
 
 // hostLeftovers lists what a node leaves on the host, as the README's
-// "What a node leaves on the host" names it. names come from the node's
-// files, read before reset deletes them.
-func hostLeftovers(l datadir.Layout, names defaults.HostNames) []string {
+// "What a node leaves on the host" names it, looking for its network
+// state in its network namespace. names come from the node's files, read
+// before reset deletes them.
+func (n *node) hostLeftovers(l datadir.Layout, names defaults.HostNames) []string {
 	var left []string
 	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*" + names.CgroupRoot)
 	if _, err := os.Stat("/sys/fs/cgroup" + names.CgroupRoot); err == nil {
@@ -182,11 +185,11 @@ func hostLeftovers(l datadir.Layout, names defaults.HostNames) []string {
 		left = append(left, "cgroup "+c)
 	}
 	for _, chain := range []string{"KUBE-SERVICES", "KUBE-KUBELET-CANARY"} {
-		if exec.Command("iptables", "-t", "nat", "-S", chain).Run() == nil {
+		if n.inNetns("iptables", "-t", "nat", "-S", chain).Run() == nil {
 			left = append(left, "iptables chain "+chain)
 		}
 	}
-	if exec.Command("ip", "link", "show", names.Bridge).Run() == nil {
+	if n.inNetns("ip", "link", "show", names.Bridge).Run() == nil {
 		left = append(left, "interface "+names.Bridge)
 	}
 	results, _ := filepath.Glob(filepath.Join(ksnode.CNIResultsDir, names.Network+"-*"))
@@ -195,6 +198,12 @@ func hostLeftovers(l datadir.Layout, names defaults.HostNames) []string {
 	}
 	if shimDir := containerruntime.ShimSocketDir(l); fsExists(shimDir) {
 		left = append(left, "shim socket dir "+shimDir)
+	}
+	links, _ := filepath.Glob(ksnode.ContainerLogLinksDir + "/*.log")
+	for _, link := range links {
+		if target, err := os.Readlink(link); err == nil && strings.HasPrefix(target, names.PodLogsDir+"/") {
+			left = append(left, "container log link "+link)
+		}
 	}
 	return left
 }
@@ -220,19 +229,17 @@ func dataFiles(t *testing.T, n *node) []string {
 	return out
 }
 
-// TestDefaultPorts runs one node on the real default ports and audits them.
+// TestDefaultPorts runs one node on the real default ports, in a network
+// namespace of its own so a node the user runs on the host does not stop
+// it, and audits them: each port listens on its declared interface, and
+// the loopback-only ones are not reachable on the node's default IP.
 func TestDefaultPorts(t *testing.T) {
-	for name, p := range defaultPorts {
-		if !portFree(p) {
-			t.Fatalf("default port %d (%s) is taken on this host; free it to run this test", p, name)
-		}
-	}
-	n := newNode(t, 0)
+	n := newNode(t)
 	n.start()
 	n.auditPorts()
-	ip := defaultIP(t)
+	ip := n.defaultIP()
 	for name, p := range defaultPorts {
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(p)), 2*time.Second)
+		conn, err := n.dialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(p)), 2*time.Second)
 		if loopbackOnly[name] {
 			if err == nil {
 				conn.Close()
@@ -244,6 +251,29 @@ func TestDefaultPorts(t *testing.T) {
 			t.Errorf("%s (%d) is not reachable on the host IP %s: %v", name, p, ip, err)
 		} else {
 			conn.Close()
+		}
+	}
+	n.stop()
+
+	// Upstream's way to turn the kubelet's optional ports off.
+	kubeletYAML := n.path("args", "kubelet.yaml")
+	data, err := os.ReadFile(kubeletYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(strings.Replace(string(data), "readOnlyPort: 10255", "readOnlyPort: 0", 1), "healthzPort: 10248", "healthzPort: 0", 1)
+	if edited == string(data) || strings.Contains(edited, "10255") || strings.Contains(edited, "10248") {
+		t.Fatalf("kubelet.yaml lacks the default ports:\n%s", data)
+	}
+	if err := os.WriteFile(kubeletYAML, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.start()
+	n.auditPorts("kubelet-readonly", "kubelet-healthz")
+	out := n.mustKubeseed("status")
+	for _, svc := range []string{"kubelet-readonly", "kubelet-healthz"} {
+		if !regexp.MustCompile(`(?m)^` + svc + `\s+off\s`).MatchString(out) {
+			t.Errorf("status does not show %s off:\n%s", svc, out)
 		}
 	}
 	n.stop()

@@ -25,9 +25,10 @@ import (
 	"time"
 )
 
-// servedCert is the leaf certificate presented on addr, verified against cfg.
-func servedCert(addr string, cfg *tls.Config) (*x509.Certificate, error) {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", addr, cfg)
+// servedCert is the leaf certificate presented on addr in the node's
+// network namespace, verified against cfg.
+func (n *node) servedCert(addr string, cfg *tls.Config) (*x509.Certificate, error) {
+	conn, err := n.tlsDial(addr, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +40,7 @@ func (n *node) apiAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.port("kub
 
 func (n *node) servedAPICert() *x509.Certificate {
 	n.t.Helper()
-	c, err := servedCert(n.apiAddr(), n.tlsConfig("ca", ""))
+	c, err := n.servedCert(n.apiAddr(), n.tlsConfig("ca", ""))
 	if err != nil {
 		n.t.Fatalf("TLS to kube-apiserver: %v", err)
 	}
@@ -47,11 +48,11 @@ func (n *node) servedAPICert() *x509.Certificate {
 }
 
 // waitServed polls until cond holds for the certificate served on addr.
-func waitServed(t *testing.T, addr string, cfg *tls.Config, timeout time.Duration, what string, cond func(c *x509.Certificate) bool) *x509.Certificate {
+func (n *node) waitServed(t *testing.T, addr string, cfg *tls.Config, timeout time.Duration, what string, cond func(c *x509.Certificate) bool) *x509.Certificate {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := servedCert(addr, cfg)
+		c, err := n.servedCert(addr, cfg)
 		if err == nil && cond(c) {
 			return c
 		}
@@ -97,28 +98,29 @@ func appendFile(t *testing.T, path, line string) {
 	}
 }
 
-func ipCmd(t *testing.T, args ...string) {
+func (n *node) ipCmd(t *testing.T, args ...string) {
 	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+	if out, err := n.inNetns("ip", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
 	}
 }
 
-// veth creates a veth pair named a/b with ip on a, removed at cleanup.
-func veth(t *testing.T, a, b, ip string) (remove func()) {
+// veth creates a veth pair named a/b with ip on a, in the node's network
+// namespace, removed at cleanup.
+func (n *node) veth(t *testing.T, a, b, ip string) (remove func()) {
 	t.Helper()
-	ipCmd(t, "link", "add", a, "type", "veth", "peer", "name", b)
+	n.ipCmd(t, "link", "add", a, "type", "veth", "peer", "name", b)
 	removed := false
 	remove = func() {
 		if !removed {
 			removed = true
-			_ = exec.Command("ip", "link", "del", a).Run()
+			_ = n.inNetns("ip", "link", "del", a).Run()
 		}
 	}
 	t.Cleanup(remove)
-	ipCmd(t, "addr", "add", ip+"/32", "dev", a)
-	ipCmd(t, "link", "set", a, "up")
-	ipCmd(t, "link", "set", b, "up")
+	n.ipCmd(t, "addr", "add", ip+"/32", "dev", a)
+	n.ipCmd(t, "link", "set", a, "up")
+	n.ipCmd(t, "link", "set", b, "up")
 	return remove
 }
 
@@ -126,7 +128,7 @@ func veth(t *testing.T, a, b, ip string) (remove func()) {
 // of a running node, and checks that the components take them up without
 // a restart.
 func TestCertificatesOnALiveNode(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.extraEnv = []string{"KUBESEED_HOST_IP_POLL_INTERVAL=500ms"}
 	n.start()
 	pid := n.cmd.Process.Pid
@@ -142,7 +144,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 				if addr == net.JoinHostPort("mydomain.com", strconv.Itoa(port)) {
 					addr = n.apiAddr()
 				}
-				return (&net.Dialer{}).DialContext(ctx, network, addr)
+				return n.dialContext(ctx, network, addr)
 			},
 		}}
 	}
@@ -236,7 +238,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 				t.Errorf("%s differs after undo", f)
 			}
 		}
-		waitServed(t, n.apiAddr(), n.tlsConfig("ca", ""), 30*time.Second, "the restored server.crt is served",
+		n.waitServed(t, n.apiAddr(), n.tlsConfig("ca", ""), 30*time.Second, "the restored server.crt is served",
 			func(c *x509.Certificate) bool { return c.Equal(served) })
 		n.assertSameProcess(pid)
 	})
@@ -248,12 +250,12 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 			{"kubelet-serving", "kubelet"},
 		} {
 			addr := fmt.Sprintf("127.0.0.1:%d", n.port(c.service))
-			before, err := servedCert(addr, n.tlsConfig("ca", ""))
+			before, err := n.servedCert(addr, n.tlsConfig("ca", ""))
 			if err != nil {
 				t.Fatalf("TLS to %s on %s: %v", c.service, addr, err)
 			}
 			n.mustKubeseed("refresh-certs", "--cert", c.cert+".crt")
-			waitServed(t, addr, n.tlsConfig("ca", ""), 30*time.Second, c.service+" serves the refreshed "+c.cert+".crt",
+			n.waitServed(t, addr, n.tlsConfig("ca", ""), 30*time.Second, c.service+" serves the refreshed "+c.cert+".crt",
 				func(x *x509.Certificate) bool { return x.SerialNumber.Cmp(before.SerialNumber) != 0 })
 		}
 		n.assertSameProcess(pid)
@@ -267,8 +269,8 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		}
 		server := n.servedAPICert()
 		near := server.NotAfter.Add(-10*24*time.Hour - time.Hour).UTC().Format(time.RFC3339)
-		cmd := exec.Command(kubeseedBin, "refresh-certs", "--check")
-		cmd.Env = append(n.env(), "KUBESEED_TEST_NOW="+near)
+		cmd := n.command("refresh-certs", "--check")
+		cmd.Env = append(cmd.Env, "KUBESEED_TEST_NOW="+near)
 		got, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
@@ -283,8 +285,8 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		if !strings.Contains(string(got), "server.crt (10 days)") || !strings.Contains(string(got), "fewer than 30 days left") {
 			t.Errorf("--check output:\n%s", got)
 		}
-		cmd = exec.Command(kubeseedBin, "refresh-certs", "--check", "--days", "5")
-		cmd.Env = append(n.env(), "KUBESEED_TEST_NOW="+near)
+		cmd = n.command("refresh-certs", "--check", "--days", "5")
+		cmd.Env = append(cmd.Env, "KUBESEED_TEST_NOW="+near)
 		if got, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("--check --days 5: %v\n%s", err, got)
 		}
@@ -292,11 +294,11 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 
 	t.Run("host IP change re-renders SANs", func(t *testing.T) {
 		const ip = "198.51.100.7"
-		remove := veth(t, "kst0", "kst1", ip)
-		waitServed(t, n.apiAddr(), n.tlsConfig("ca", ""), 30*time.Second, "kube-apiserver serves a certificate with "+ip,
+		remove := n.veth(t, "kst0", "kst1", ip)
+		n.waitServed(t, n.apiAddr(), n.tlsConfig("ca", ""), 30*time.Second, "kube-apiserver serves a certificate with "+ip,
 			func(c *x509.Certificate) bool { return hasIP(c, ip) })
 		etcdAddr := fmt.Sprintf("127.0.0.1:%d", n.port("etcd"))
-		waitServed(t, etcdAddr, n.tlsConfig("etcd-ca", "apiserver-etcd-client"), 10*time.Second, "etcd serves a certificate with "+ip,
+		n.waitServed(t, etcdAddr, n.tlsConfig("etcd-ca", "apiserver-etcd-client"), 10*time.Second, "etcd serves a certificate with "+ip,
 			func(c *x509.Certificate) bool { return hasIP(c, ip) })
 		n.assertSameProcess(pid)
 		if out := n.mustKubeseed("status"); !strings.Contains(out, "host IPs changed") || !strings.Contains(out, ip) {
@@ -305,7 +307,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 
 		// A CNI-named interface is not a host IP: nothing is re-issued.
 		before := n.servedAPICert()
-		veth(t, "cni-kst0", "cni-kst1", "198.51.100.8")
+		n.veth(t, "cni-kst0", "cni-kst1", "198.51.100.8")
 		time.Sleep(4 * time.Second) // 8 polls
 		if c := n.servedAPICert(); hasIP(c, "198.51.100.8") {
 			t.Errorf("server.crt took the address of a CNI interface")
@@ -317,7 +319,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		}
 
 		remove()
-		waitServed(t, n.apiAddr(), n.tlsConfig("ca", ""), 30*time.Second, "kube-apiserver drops "+ip,
+		n.waitServed(t, n.apiAddr(), n.tlsConfig("ca", ""), 30*time.Second, "kube-apiserver drops "+ip,
 			func(c *x509.Certificate) bool { return !hasIP(c, ip) })
 		n.assertSameProcess(pid)
 	})
@@ -344,7 +346,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 // leaf's lifetime, so it renews on every check (every 2s): kubectl must
 // keep working throughout, and the apiserver keep its process.
 func TestAutomaticRenewal(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.extraEnv = []string{"KUBESEED_CERT_RENEW_DAYS=400", "KUBESEED_CERT_CHECK_INTERVAL=2s"}
 	n.start()
 	pid := n.cmd.Process.Pid
@@ -357,7 +359,7 @@ func TestAutomaticRenewal(t *testing.T) {
 			t.Fatalf("kubectl during renewals: %v\n%s", err, out)
 		}
 		serials[n.servedAPICert().SerialNumber.String()] = true
-		if c, err := servedCert(etcdAddr, n.tlsConfig("etcd-ca", "apiserver-etcd-client")); err != nil {
+		if c, err := n.servedCert(etcdAddr, n.tlsConfig("etcd-ca", "apiserver-etcd-client")); err != nil {
 			t.Fatalf("etcd during renewals: %v", err)
 		} else {
 			etcdSerials[c.SerialNumber.String()] = true
@@ -393,7 +395,7 @@ func TestAutomaticRenewal(t *testing.T) {
 // rewritten client.config works and the old one no longer does; undo then
 // restores every file byte for byte.
 func TestCARefresh(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	oldCfg := filepath.Join(t.TempDir(), "old.config")
 	data, err := os.ReadFile(n.path("credentials", "client.config"))
@@ -404,7 +406,7 @@ func TestCARefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	kubectlWith := func(cfg string) (string, error) {
-		out, err := exec.Command(stockKubectl, "--kubeconfig", cfg, "--cache-dir", t.TempDir(), "get", "namespaces").CombinedOutput()
+		out, err := n.inNetns(stockKubectl, "--kubeconfig", cfg, "--cache-dir", t.TempDir(), "get", "namespaces").CombinedOutput()
 		return string(out), err
 	}
 	n.stop()
@@ -480,7 +482,7 @@ func caDir(t *testing.T, mutate func(c *x509.Certificate), keyFor func(k *ecdsa.
 // TestInstallOwnCA refuses unusable CA dirs without changing anything, then
 // installs a good one and runs the node on it.
 func TestInstallOwnCA(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	n.stop()
 	otherKey := func(*ecdsa.PrivateKey) *ecdsa.PrivateKey {
@@ -537,7 +539,7 @@ func TestInstallOwnCA(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(want)
-	if _, err := servedCert(n.apiAddr(), &tls.Config{RootCAs: pool}); err != nil {
+	if _, err := n.servedCert(n.apiAddr(), &tls.Config{RootCAs: pool}); err != nil {
 		t.Errorf("the apiserver's certificate does not chain to the installed CA: %v", err)
 	}
 }
@@ -547,7 +549,7 @@ func TestInstallOwnCA(t *testing.T) {
 // The next refresh-certs must find the old set or the new set, never a mix,
 // and the node must start on it.
 func TestRefreshKilledAtEveryPoint(t *testing.T) {
-	base := newNode(t, freeOffset(t))
+	base := newNode(t)
 	base.start()
 	base.stop()
 	old := relHashes(t, base)
@@ -557,10 +559,11 @@ func TestRefreshKilledAtEveryPoint(t *testing.T) {
 		if k > 200 {
 			t.Fatal("the refresh never completed")
 		}
-		n := newNode(t, base.offset)
+		// Offline copies: refresh-certs of a stopped node opens no socket.
+		n := newHostNode(t, 0)
 		copyDataDir(t, base, n)
-		cmd := exec.Command(kubeseedBin, "refresh-certs", "--cert", "ca.crt")
-		cmd.Env = append(n.env(), "KUBESEED_FAULT_AFTER_WRITES="+strconv.Itoa(k))
+		cmd := n.command("refresh-certs", "--cert", "ca.crt")
+		cmd.Env = append(cmd.Env, "KUBESEED_FAULT_AFTER_WRITES="+strconv.Itoa(k))
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			if !sawOld || !sawNew {
@@ -589,8 +592,10 @@ func TestRefreshKilledAtEveryPoint(t *testing.T) {
 		}
 	}
 	if newCopy != nil {
-		newCopy.start()
-		if out, err := newCopy.kubectl("get", "namespaces"); err != nil {
+		started := newCopyNode(t, base)
+		copyDataDir(t, newCopy, started)
+		started.start()
+		if out, err := started.kubectl("get", "namespaces"); err != nil {
 			t.Errorf("kubectl on a set completed by recovery: %v\n%s", err, out)
 		}
 	}

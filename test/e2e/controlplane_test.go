@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +21,7 @@ import (
 // service's access rules from outside, then restarts it and checks that
 // certificates and data survive.
 func TestControlPlane(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	n.auditPorts()
 
@@ -71,7 +69,7 @@ func TestControlPlane(t *testing.T) {
 	curl := func(t *testing.T, path string, extra ...string) int {
 		t.Helper()
 		args := append([]string{"-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", n.path("certs", "ca.crt")}, extra...)
-		out, err := exec.Command("curl", append(args, apiURL+path)...).CombinedOutput()
+		out, err := n.inNetns("curl", append(args, apiURL+path)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("curl %s: %v %s", path, err, out)
 		}
@@ -104,7 +102,7 @@ func TestControlPlane(t *testing.T) {
 
 	t.Run("apiserver reachable on the default IP", func(t *testing.T) {
 		out := n.mustKubeseed("config")
-		want := fmt.Sprintf("server: https://%s:%d", defaultIP(t), n.port("kube-apiserver"))
+		want := fmt.Sprintf("server: https://%s:%d", n.defaultIP(), n.port("kube-apiserver"))
 		if !strings.Contains(out, want) {
 			t.Fatalf("kubeseed config lacks %q:\n%s", want, out)
 		}
@@ -114,10 +112,10 @@ func TestControlPlane(t *testing.T) {
 		}
 		// The apiserver advertises the default-route IP.
 		ep, err := n.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=kubernetes", "-o", "jsonpath={.items[0].endpoints[0].addresses[0]}")
-		if err != nil || ep != defaultIP(t) {
-			t.Errorf("kubernetes endpoint %q (err %v), want %s", ep, err, defaultIP(t))
+		if err != nil || ep != n.defaultIP() {
+			t.Errorf("kubernetes endpoint %q (err %v), want %s", ep, err, n.defaultIP())
 		}
-		got, err := exec.Command(stockKubectl, "--kubeconfig", cfgPath, "--cache-dir", t.TempDir(), "get", "--raw", "/readyz").CombinedOutput()
+		got, err := n.inNetns(stockKubectl, "--kubeconfig", cfgPath, "--cache-dir", t.TempDir(), "get", "--raw", "/readyz").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(got)) != "ok" {
 			t.Fatalf("kubectl via default IP: %v %s", err, got)
 		}
@@ -125,14 +123,14 @@ func TestControlPlane(t *testing.T) {
 
 	t.Run("etcd requires a client certificate", func(t *testing.T) {
 		addr := fmt.Sprintf("127.0.0.1:%d", n.port("etcd"))
-		if err := etcdHealth(addr, n.tlsConfig("etcd-ca", "")); err == nil {
+		if err := n.etcdHealth(addr, n.tlsConfig("etcd-ca", "")); err == nil {
 			t.Error("etcd answered without a client certificate")
 		}
 		// A certificate from the cluster CA is not enough: etcd has its own CA.
-		if err := etcdHealth(addr, n.tlsConfig("etcd-ca", "admin")); err == nil {
+		if err := n.etcdHealth(addr, n.tlsConfig("etcd-ca", "admin")); err == nil {
 			t.Error("etcd accepted the admin certificate from the cluster CA")
 		}
-		if err := etcdHealth(addr, n.tlsConfig("etcd-ca", "apiserver-etcd-client")); err != nil {
+		if err := n.etcdHealth(addr, n.tlsConfig("etcd-ca", "apiserver-etcd-client")); err != nil {
 			t.Errorf("etcd with its client certificate: %v", err)
 		}
 	})
@@ -140,10 +138,10 @@ func TestControlPlane(t *testing.T) {
 	t.Run("controller-manager and scheduler authenticate", func(t *testing.T) {
 		for _, svc := range []string{"kube-controller-manager", "kube-scheduler"} {
 			url := fmt.Sprintf("https://127.0.0.1:%d/healthz", n.port(svc))
-			if code, err := httpsGet(url, n.tlsConfig("ca", "")); err != nil || (code != 401 && code != 403) {
+			if code, err := n.httpsGet(url, n.tlsConfig("ca", "")); err != nil || (code != 401 && code != 403) {
 				t.Errorf("%s without credentials: code %d err %v, want 401 or 403", svc, code, err)
 			}
-			if code, err := httpsGet(url, n.tlsConfig("ca", "admin")); err != nil || code != 200 {
+			if code, err := n.httpsGet(url, n.tlsConfig("ca", "admin")); err != nil || code != 200 {
 				t.Errorf("%s with the admin certificate: code %d err %v, want 200", svc, code, err)
 			}
 		}
@@ -208,8 +206,8 @@ func adminToken(t *testing.T, n *node) string {
 
 // etcdHealth speaks HTTP over TLS to etcd's client port. Under TLS 1.3 a
 // rejected client certificate surfaces on the first read, not at dial.
-func etcdHealth(addr string, cfg *tls.Config) error {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", addr, cfg)
+func (n *node) etcdHealth(addr string, cfg *tls.Config) error {
+	conn, err := n.tlsDial(addr, cfg)
 	if err != nil {
 		return err
 	}
@@ -230,8 +228,9 @@ func etcdHealth(addr string, cfg *tls.Config) error {
 	return nil
 }
 
-func httpsGet(url string, cfg *tls.Config) (int, error) {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+func (n *node) httpsGet(url string, cfg *tls.Config) (int, error) {
+	c := n.httpClient(cfg, 5*time.Second)
+	defer c.CloseIdleConnections()
 	resp, err := c.Get(url)
 	if err != nil {
 		return 0, err

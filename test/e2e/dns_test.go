@@ -140,7 +140,7 @@ func (n *node) waitDNSReady(t *testing.T) {
 // restart, bad --upstream input changes nothing, and under RBAC it still
 // resolves.
 func TestDNS(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	n.mustKubeseed("images", "import", dnsClientArchive(t))
 	n.waitDNSReady(t)
@@ -260,9 +260,12 @@ spec:
 		if out := n.mustKubeseed("status"); !strings.Contains(out, "dns: disabled") {
 			t.Errorf("status after disable:\n%s", out)
 		}
+		readies := n.logCount("node ready in")
 		n.stop()
 		n.start()
-		time.Sleep(5 * time.Second) // cluster objects are applied once the apiserver is ready
+		// The daemon reports the node ready once the cluster objects,
+		// the DNS addon's reconcile included, are done.
+		n.waitLog("node ready in", readies+1, time.Minute)
 		if out, err := n.kubectl("-n", "kube-system", "get", "deployment/coredns"); err == nil || !strings.Contains(out, "NotFound") {
 			t.Errorf("coredns came back after a restart while disabled: %v %q", err, out)
 		}

@@ -18,7 +18,7 @@ import (
 // docker-archive one, and checks that files which are not image archives
 // are refused with a clear message.
 func TestImageImport(t *testing.T) {
-	n := newNode(t, freeOffset(t))
+	n := newNode(t)
 	n.start()
 	dir := t.TempDir()
 	oci, err := os.ReadFile(busyboxArchive(t))

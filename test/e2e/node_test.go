@@ -2,20 +2,27 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/procfs"
@@ -49,17 +56,21 @@ var loopbackOnly = map[string]bool{
 var removedPorts = []int{10251, 10252}
 
 type node struct {
-	t      *testing.T
-	dir    string
+	t   *testing.T
+	dir string
+	// offset is added to every default port; nodes in a network namespace
+	// of their own run on the real default ports.
 	offset int
 	cmd    *exec.Cmd
 	log    string
 	waited chan error
 	// env is added to every command's environment (e.g. start options).
 	extraEnv []string
-	// netns, if set, is the network namespace every kubeseed command of
-	// this node runs in (see netnsNode).
-	netns string
+	// netns, if set, is the network namespace every kubeseed command,
+	// client and dial of this node runs in (see newNode); ip is the node's
+	// address there, and hostIP the host's end of its link.
+	netns, ip, hostIP string
+	cache             string
 }
 
 // freeOffset picks a random port offset at which every default port is free
@@ -97,7 +108,10 @@ func portFree(p int) bool {
 	return true
 }
 
-func newNode(t *testing.T, offset int) *node {
+// newHostNode is a node in the test's own network namespace: the host's.
+// Only the test of how nodes on one host live together uses it; every
+// other node is in a namespace of its own (newNode).
+func newHostNode(t *testing.T, offset int) *node {
 	// A short path of our own rather than t.TempDir(): unix socket paths
 	// under the data dir must stay within the kernel's 108 bytes.
 	dir, err := os.MkdirTemp("", "ks-")
@@ -106,6 +120,150 @@ func newNode(t *testing.T, offset int) *node {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return &node{t: t, dir: filepath.Join(dir, "data"), offset: offset, log: filepath.Join(dir, "kubeseed.log")}
+}
+
+// netnsSeq numbers the network namespaces of one test run.
+var netnsSeq atomic.Int32
+
+// newNode is a node in a network namespace of its own, so nothing it
+// listens on, and no bridge or iptables rule it makes, can meet another
+// node's, a node the user runs on the host included. It is reached from
+// the host over a veth pair: host side veth-ks<i> with 198.18.<i>.1/24,
+// node side eth0 with 198.18.<i>.2/24 and its default route (198.18.0.0/15
+// is reserved for benchmarking, so nothing real uses it; a veth name keeps
+// the host's own node from adding it to its certificates). It runs on the
+// real default ports.
+func newNode(t *testing.T) *node {
+	t.Helper()
+	i := int(netnsSeq.Add(1))%250 + 1
+	return newNodeIn(t, i, fmt.Sprintf("198.18.%d.2", i), fmt.Sprintf("198.18.%d.1", i), true)
+}
+
+// newCopyNode is a node in a namespace of its own with base's address, for
+// a copy of base's data dir: its certificates then name the right IP, and
+// a start changes nothing. The host reaches only base at that address.
+func newCopyNode(t *testing.T, base *node) *node {
+	t.Helper()
+	return newNodeIn(t, int(netnsSeq.Add(1))%250+1, base.ip, base.hostIP, false)
+}
+
+func newNodeIn(t *testing.T, i int, ip, gateway string, hostSide bool) *node {
+	t.Helper()
+	ns, hostIf := fmt.Sprintf("ks-e2e-%d", i), fmt.Sprintf("veth-ks%d", i)
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	_ = exec.Command("ip", "netns", "del", ns).Run() // a leftover of a killed run
+	run("ip", "netns", "add", ns)
+	// Registered before the node, so it runs after the node's own cleanup;
+	// deleting the namespace deletes the veth pair too.
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	in := func(args ...string) { run(append([]string{"ip", "netns", "exec", ns}, args...)...) }
+	n := newHostNode(t, 0)
+	n.netns, n.ip, n.hostIP = ns, ip, gateway
+	run("ip", "link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	if hostSide {
+		run("ip", "addr", "add", gateway+"/24", "dev", hostIf)
+	}
+	run("ip", "link", "set", hostIf, "up")
+	in("ip", "link", "set", "lo", "up")
+	in("ip", "addr", "add", ip+"/24", "dev", "eth0")
+	in("ip", "link", "set", "eth0", "up")
+	in("ip", "route", "add", "default", "via", gateway)
+	return n
+}
+
+// inNamespace runs f on an OS thread that has entered the node's network
+// namespace, so the sockets f makes live there. The thread is never
+// returned to the Go scheduler: it ends with the goroutine.
+func (n *node) inNamespace(f func() error) error {
+	if n.netns == "" {
+		return f()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // and never unlocked: the thread is dropped
+		fd, err := unix.Open("/run/netns/"+n.netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open netns %s: %w", n.netns, err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", n.netns, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// dialContext dials from inside the node's network namespace: 127.0.0.1
+// is the node's loopback.
+func (n *node) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := n.inNamespace(func() error {
+		var err error
+		conn, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
+}
+
+func (n *node) dialTimeout(network, addr string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return n.dialContext(ctx, network, addr)
+}
+
+// tlsDial is tls.DialWithDialer from inside the node's namespace.
+func (n *node) tlsDial(addr string, cfg *tls.Config) (*tls.Conn, error) {
+	raw, err := n.dialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	cfg = cfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	conn := tls.Client(raw, cfg)
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.Handshake(); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// listen opens a listener inside the node's namespace.
+func (n *node) listen(network, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := n.inNamespace(func() error {
+		var err error
+		ln, err = net.Listen(network, addr)
+		return err
+	})
+	return ln, err
+}
+
+// httpClient is an HTTP client whose connections start in the node's
+// network namespace.
+func (n *node) httpClient(cfg *tls.Config, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: cfg, DialContext: n.dialContext}}
+}
+
+// defaultIP is the node's default-route address: its eth0 in its namespace.
+func (n *node) defaultIP() string {
+	n.t.Helper()
+	if n.ip != "" {
+		return n.ip
+	}
+	return defaultIP(n.t)
 }
 
 func (n *node) port(name string) int { return defaultPorts[name] + n.offset }
@@ -247,9 +405,18 @@ var stockKubectl = func() string {
 // kubectl runs the stock kubectl as admin.
 func (n *node) kubectl(args ...string) (string, error) {
 	full := append([]string{"--kubeconfig", filepath.Join(n.dir, "credentials", "client.config"),
-		"--cache-dir", filepath.Join(n.dir, "..", "kubectl-cache")}, args...)
+		"--cache-dir", n.kubectlCache()}, args...)
 	out, err := n.inNetns(stockKubectl, full...).CombinedOutput()
 	return string(out), err
+}
+
+// kubectlCache is kubectl's cache dir, beside the data dir of a node the
+// test made and in a temp dir for the user's node.
+func (n *node) kubectlCache() string {
+	if n.cache == "" {
+		n.cache = filepath.Join(n.dir, "..", "kubectl-cache")
+	}
+	return n.cache
 }
 
 func (n *node) dumpLog() {
@@ -271,6 +438,17 @@ func (n *node) logCount(s string) int {
 		n.t.Fatal(err)
 	}
 	return strings.Count(string(data), s)
+}
+
+// waitLog waits until the node log has at least count lines holding s.
+func (n *node) waitLog(s string, count int, timeout time.Duration) {
+	n.t.Helper()
+	for deadline := time.Now().Add(timeout); n.logCount(s) < count; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			n.dumpLog()
+			n.t.Fatalf("the node log has %d lines with %q after %s, want %d", n.logCount(s), s, timeout, count)
+		}
+	}
 }
 
 func (n *node) path(parts ...string) string {
@@ -298,7 +476,8 @@ func (n *node) tlsConfig(ca, client string) *tls.Config {
 }
 
 // listeners returns "ip:port" of every TCP socket the process and its
-// descendants listen on, read from /proc so the audit sees what the kernel sees.
+// descendants listen on, read from /proc so the audit sees what the kernel
+// sees, in the process's own network namespace.
 func listeners(t *testing.T, pid int) map[string]bool {
 	t.Helper()
 	inodes := map[string]bool{}
@@ -312,7 +491,7 @@ func listeners(t *testing.T, pid int) map[string]bool {
 		}
 	}
 	out := map[string]bool{}
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	for _, file := range []string{fmt.Sprintf("/proc/%d/net/tcp", pid), fmt.Sprintf("/proc/%d/net/tcp6", pid)} {
 		f, err := os.Open(file)
 		if err != nil {
 			continue
@@ -343,12 +522,16 @@ func decodeAddr(s string) string {
 }
 
 // auditPorts checks that the node listens on exactly the table's ports,
-// each on its declared interface, and never on a removed port.
-func (n *node) auditPorts() {
+// each on its declared interface, and never on a removed port. off names
+// optional services the node's args files turned off.
+func (n *node) auditPorts(off ...string) {
 	n.t.Helper()
 	got := listeners(n.t, n.cmd.Process.Pid)
 	want := map[string]bool{}
 	for name, p := range defaultPorts {
+		if slices.Contains(off, name) {
+			continue
+		}
 		host := "0.0.0.0"
 		if loopbackOnly[name] {
 			host = "127.0.0.1"
@@ -374,7 +557,7 @@ func (n *node) auditPorts() {
 	}
 	for _, p := range removedPorts {
 		for _, port := range []int{p, p + n.offset} {
-			if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+			if conn, err := n.dialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
 				conn.Close()
 				n.t.Errorf("something listens on removed port %d", port)
 			}

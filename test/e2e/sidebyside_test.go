@@ -1,58 +1,32 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	ksnode "github.com/kubeseed/kubeseed/internal/node"
 )
 
-// netnsNode is a node in a network namespace of its own, reached from the
-// host over a veth pair: host side 198.18.<i>.1/24, node side "eth0" with
-// 198.18.<i>.2/24 and its default route (198.18.0.0/15 is reserved for
-// benchmarking, so nothing real uses it). It runs on the real default ports.
-func netnsNode(t *testing.T, i int) *node {
-	t.Helper()
-	ns, hostIf := fmt.Sprintf("ks-e2e-%d", i), fmt.Sprintf("ksv%d", i)
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	_ = exec.Command("ip", "netns", "del", ns).Run() // a leftover of a killed run
-	run("ip", "netns", "add", ns)
-	// Registered before the node, so it runs after the node's own cleanup.
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	in := func(args ...string) { run(append([]string{"ip", "netns", "exec", ns}, args...)...) }
-	run("ip", "link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns)
-	run("ip", "addr", "add", fmt.Sprintf("198.18.%d.1/24", i), "dev", hostIf)
-	run("ip", "link", "set", hostIf, "up")
-	in("ip", "link", "set", "lo", "up")
-	in("ip", "addr", "add", fmt.Sprintf("198.18.%d.2/24", i), "dev", "eth0")
-	in("ip", "link", "set", "eth0", "up")
-	in("ip", "route", "add", "default", "via", fmt.Sprintf("198.18.%d.1", i))
-	n := newNode(t, 0)
-	n.netns = ns
-	return n
-}
-
 // TestNodesSideBySide runs two nodes with pods on one host, one network
 // namespace each, and checks that they keep their host state apart:
 // resetting one leaves the other's cgroups, CNI state, bridge and pods alone.
 func TestNodesSideBySide(t *testing.T) {
-	a, b := netnsNode(t, 1), netnsNode(t, 2)
+	a, b := newNode(t), newNode(t)
 	a.start()
 	b.start()
 	la, _ := datadir.New(a.dir)
 	lb, _ := datadir.New(b.dir)
-	na, nb := ksnode.HostNamesOf(la), ksnode.HostNamesOf(lb)
+	na, err := ksnode.HostNamesOf(la)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := ksnode.HostNamesOf(lb)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if na.CgroupRoot == nb.CgroupRoot || na.Network == nb.Network {
 		t.Fatalf("two data dirs share host names: %+v %+v", na, nb)
 	}
@@ -96,7 +70,10 @@ func TestNodesSideBySide(t *testing.T) {
 	if out, err := b.inNetns("ip", "link", "show", nb.Bridge).CombinedOutput(); err != nil {
 		t.Errorf("b's bridge %s is gone: %v %s", nb.Bridge, err, out)
 	}
-	time.Sleep(2 * time.Second) // let b's kubelet notice anything amiss
+	// b still makes pods (its bridge, CNI network and cgroups work), and
+	// the one it had is as it was.
+	b.apply(strings.Replace(pod, `"steady"`, `"after"`, 1))
+	b.waitFor("b makes a pod after a's reset", "wait", "--for=condition=Ready", "pod/after", "--timeout=120s")
 	if after := podState(b); after != before {
 		t.Errorf("b's pod changed when a was reset: %q before, %q after", before, after)
 	}

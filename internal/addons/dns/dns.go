@@ -27,9 +27,10 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 )
 
 // Version is the CoreDNS release build/coredns/go.mod pins; a unit test
@@ -60,9 +61,10 @@ type Params struct {
 	Image     string
 }
 
-// DefaultParams are the node's fixed values with the given forwarders.
-func DefaultParams(upstreams []string) Params {
-	return Params{Domain: defaults.ClusterDomain, ServiceIP: defaults.ClusterDNS, Upstreams: upstreams, Image: Image}
+// ParamsFor are the node's values, as its args files set them, with the
+// given forwarders.
+func ParamsFor(n netconf.Network, upstreams []string) Params {
+	return Params{Domain: n.ClusterDomain, ServiceIP: n.ClusterDNS.String(), Upstreams: upstreams, Image: Image}
 }
 
 // Render returns the addon's objects.
@@ -153,7 +155,17 @@ func Apply(ctx context.Context, dc dynamic.Interface, objs []*unstructured.Unstr
 		if err != nil {
 			return err
 		}
-		if _, err := rc.Patch(ctx, u.GetName(), types.ApplyPatchType, js, metav1.PatchOptions{FieldManager: fieldManager, Force: ptr(true)}); err != nil {
+		opts := metav1.PatchOptions{FieldManager: fieldManager, Force: ptr(true)}
+		_, err = rc.Patch(ctx, u.GetName(), types.ApplyPatchType, js, opts)
+		if apierrors.IsInvalid(err) && u.GetKind() == "Service" {
+			// clusterIP is immutable: after clusterDNS was edited in
+			// kubelet.yaml, the Service moves by being made anew.
+			klog.FromContext(ctx).Info("Re-creating the DNS Service at its new IP (clusterDNS changed); pods started earlier keep the old address until they restart", "service", qualified(u))
+			if err = rc.Delete(ctx, u.GetName(), metav1.DeleteOptions{}); err == nil || apierrors.IsNotFound(err) {
+				_, err = rc.Patch(ctx, u.GetName(), types.ApplyPatchType, js, opts)
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("apply %s %s: %w", u.GetKind(), qualified(u), err)
 		}
 	}

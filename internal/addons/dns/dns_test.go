@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 )
 
 func TestHostUpstreams(t *testing.T) {
@@ -124,7 +125,7 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
-	objs, err := Render(DefaultParams([]string{"192.0.2.1", "2001:db8::53"}))
+	objs, err := Render(ParamsFor(netconf.Default(), []string{"192.0.2.1", "2001:db8::53"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestRender(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Render(DefaultParams(nil)); err == nil {
+	if _, err := Render(ParamsFor(netconf.Default(), nil)); err == nil {
 		t.Error("rendered with no upstreams")
 	}
 }

@@ -8,13 +8,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubeseed/kubeseed/internal/netconf"
 )
 
 // renderTyped renders the default manifest and converts the object of the
 // given kind into out, failing if it is not there exactly once.
 func renderTyped(t *testing.T, kind string, out any) {
 	t.Helper()
-	objs, err := Render(DefaultParams([]string{"192.0.2.53"}))
+	objs, err := Render(ParamsFor(netconf.Default(), []string{"192.0.2.53"}))
 	if err != nil {
 		t.Fatal(err)
 	}

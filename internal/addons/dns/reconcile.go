@@ -8,19 +8,25 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/netconf"
 )
 
 // HostResolvConf is where the forwarders come from by default; the kubelet
 // gives pods with dnsPolicy Default the same file.
 const HostResolvConf = "/etc/resolv.conf"
 
-// Objects renders the addon for c, logging a fallback forwarder choice.
-func Objects(ctx context.Context, c Config) ([]*unstructured.Unstructured, []string, error) {
+// Objects renders the addon for c on the node l, with the cluster DNS IP
+// and domain its args files set, logging a fallback forwarder choice.
+func Objects(ctx context.Context, l datadir.Layout, c Config) ([]*unstructured.Unstructured, []string, error) {
+	n, err := netconf.Read(l)
+	if err != nil {
+		return nil, nil, err
+	}
 	ups, note := c.ResolvedUpstreams(HostResolvConf)
 	if note != "" {
 		klog.FromContext(ctx).Info("DNS forwarders: host resolvers unusable in pods", "choice", ups, "why", note)
 	}
-	objs, err := Render(DefaultParams(ups))
+	objs, err := Render(ParamsFor(n, ups))
 	return objs, ups, err
 }
 
@@ -32,7 +38,7 @@ func Reconcile(ctx context.Context, l datadir.Layout, dc dynamic.Interface) erro
 	if err != nil {
 		return err
 	}
-	objs, ups, err := Objects(ctx, c)
+	objs, ups, err := Objects(ctx, l, c)
 	if err != nil {
 		return err
 	}
