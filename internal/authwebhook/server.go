@@ -19,6 +19,8 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/kubeseed/kubeseed/internal/defaults"
 )
 
 // Paths served.
@@ -81,7 +83,8 @@ func New(cfg Config, store *Store) (*Server, error) {
 	allowed := slices.Clone(cfg.AllowedClients)
 	s := &Server{cfg: cfg, store: store}
 	s.tls = &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: cipherSuites(defaults.TLSCipherSuites),
 		// Re-read on change: certificate renewal replaces the .crt live.
 		GetCertificate: cert.getCertificate,
 		ClientAuth:     tls.RequireAndVerifyClientCert,
@@ -212,4 +215,16 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(&resp)
+}
+
+// cipherSuites maps IANA suite names to Go's IDs; unknown names (none in
+// kubeseed's list) are left out.
+func cipherSuites(names []string) []uint16 {
+	var ids []uint16
+	for _, c := range tls.CipherSuites() {
+		if slices.Contains(names, c.Name) {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
 }

@@ -114,6 +114,10 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	tlsMigs, err := planTLSMigrations(l)
+	if err != nil {
+		return nil, err
+	}
 
 	// 2. Create what is missing.
 	if err := l.Ensure(); err != nil {
@@ -132,6 +136,11 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	}
 	if err := kubeletMig.apply(ctx, res); err != nil {
 		return nil, err
+	}
+	for _, m := range tlsMigs {
+		if err := m.apply(ctx, l, res); err != nil {
+			return nil, err
+		}
 	}
 	for _, f := range argFiles {
 		if err := create(res, f.Path, f.Bytes(), 0o644); err != nil {

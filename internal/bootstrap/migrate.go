@@ -83,10 +83,44 @@ func planArgsMigration(ctx context.Context, l datadir.Layout) (*argsMigration, e
 		f.Set("enable-admission-plugins", "NodeRestriction")
 		m.changes = append(m.changes, "NodeRestriction admission enabled")
 	}
+	m.changes = append(m.changes, addMissing(f, defaults.TLSFlags(defaults.APIServerComponent))...)
 	if len(m.changes) == 0 {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// addMissing sets each flag f lacks, and says so; flags the user set are
+// the user's choice.
+func addMissing(f *args.File, flags [][2]string) []string {
+	var added []string
+	for _, kv := range flags {
+		if _, ok := f.Get(kv[0]); !ok {
+			f.Set(kv[0], kv[1])
+			added = append(added, "--"+kv[0]+" added")
+		}
+	}
+	return added
+}
+
+// planTLSMigrations gives older args files of the controller-manager, the
+// scheduler and etcd the TLS flags they lack (the apiserver's are in
+// planArgsMigration, which owns that file).
+func planTLSMigrations(l datadir.Layout) ([]*argsMigration, error) {
+	var out []*argsMigration
+	for _, c := range []string{defaults.ControllerManagerComponent, defaults.SchedulerComponent, defaults.EtcdComponent} {
+		f, err := loadIfExists(l.Args(c))
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			continue
+		}
+		if changes := addMissing(f, defaults.TLSFlags(c)); len(changes) > 0 {
+			out = append(out, &argsMigration{file: f, changes: changes})
+		}
+	}
+	return out, nil
 }
 
 // legacyMode maps the --authorization-mode values kubeseed manages.
@@ -126,10 +160,12 @@ func (m *argsMigration) apply(ctx context.Context, l datadir.Layout, res *Result
 // kubeletMigration adds to an older args/kubelet.yaml what this version
 // relies on: podLogsDir in the data dir, since the kubelet's garbage
 // collection deletes the log directories of pods it does not know, and so
-// nodes sharing /var/log/pods delete each other's logs.
+// nodes sharing /var/log/pods delete each other's logs; and the TLS and
+// debug-endpoint settings of a new node.
 type kubeletMigration struct {
-	path string
-	data []byte
+	path   string
+	data   []byte
+	fields []string
 }
 
 func planKubeletMigration(l datadir.Layout) (*kubeletMigration, error) {
@@ -145,19 +181,42 @@ func planKubeletMigration(l datadir.Layout) (*kubeletMigration, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if _, ok := doc["podLogsDir"]; ok || doc == nil {
-		return nil, nil
+	if doc == nil {
+		return nil, nil // the kubelet reports an empty file
 	}
 	out := append([]byte{}, data...)
 	if len(out) > 0 && out[len(out)-1] != '\n' {
 		out = append(out, '\n')
 	}
-	out = append(out, "# Added by kubeseed: this node's own pod logs (other nodes' kubelets would delete them).\npodLogsDir: "+defaults.PodLogsDirSetting+"\n"...)
-	var check map[string]any
-	if err := yaml.Unmarshal(out, &check); err != nil || check["podLogsDir"] != defaults.PodLogsDirSetting {
-		return nil, fmt.Errorf("%s: kubeseed needs `podLogsDir: %s` in this file and cannot add it to its layout; add that line yourself", path, defaults.PodLogsDirSetting)
+	m := &kubeletMigration{path: path}
+	for _, add := range kubeletAdditions() {
+		if _, ok := doc[add.field]; ok {
+			continue
+		}
+		out = append(out, "# Added by kubeseed: "+add.why+"\n"+add.field+": "+add.value+"\n"...)
+		m.fields = append(m.fields, add.field)
 	}
-	return &kubeletMigration{path: path, data: out}, nil
+	if len(m.fields) == 0 {
+		return nil, nil
+	}
+	var check map[string]any
+	if err := yaml.Unmarshal(out, &check); err != nil || len(check) != len(doc)+len(m.fields) {
+		return nil, fmt.Errorf("%s: kubeseed needs %s in this file and cannot add them to its layout; add them yourself (see a new node's kubelet.yaml)", path, strings.Join(m.fields, ", "))
+	}
+	m.data = out
+	return m, nil
+}
+
+// kubeletAdditions are the top-level kubelet.yaml fields an older file may
+// lack, with the value a new node gets.
+func kubeletAdditions() []struct{ field, value, why string } {
+	return []struct{ field, value, why string }{
+		{"podLogsDir", defaults.PodLogsDirSetting, "this node's own pod logs (other nodes' kubelets would delete them)."},
+		{"tlsMinVersion", defaults.TLSMinVersion, "TLS 1.2 or later on the kubelet's port."},
+		{"tlsCipherSuites", "[" + strings.Join(defaults.TLSCipherSuites, ", ") + "]", "AEAD cipher suites only."},
+		{"enableProfilingHandler", "false", "no pprof of the whole process on the kubelet's port."},
+		{"enableDebugFlagsHandler", "false", "no log-level endpoint of the whole process on the kubelet's port."},
+	}
 }
 
 func (m *kubeletMigration) apply(ctx context.Context, res *Result) error {
@@ -167,8 +226,8 @@ func (m *kubeletMigration) apply(ctx context.Context, res *Result) error {
 	if err := fsutil.WriteFileAtomic(m.path, m.data, 0o644); err != nil {
 		return err
 	}
-	klog.FromContext(ctx).Info("Migrated an args file written by an older kubeseed", "file", m.path, "changes", "podLogsDir added")
-	res.Notices = append(res.Notices, fmt.Sprintf("migrated %s: podLogsDir: %s added, so pod logs stay in this node's data dir", m.path, defaults.PodLogsDirSetting))
+	klog.FromContext(ctx).Info("Migrated an args file written by an older kubeseed", "file", m.path, "added", m.fields)
+	res.Notices = append(res.Notices, fmt.Sprintf("migrated %s: %s added", m.path, strings.Join(m.fields, ", ")))
 	return nil
 }
 

@@ -6,6 +6,7 @@ package defaults
 import (
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
@@ -27,6 +28,37 @@ const (
 	ServiceIP   = "10.152.183.1" // the kubernetes Service, first IP of ServiceCIDR
 	ClusterCIDR = "10.1.0.0/16"
 )
+
+// TLS settings of every TLS listener: TLS 1.2 or later, and for TLS 1.2
+// only AEAD suites with forward secrecy (Go's TLS 1.3 suites are all AEAD).
+// The serving keys are ECDSA; the RSA suites serve a user's own RSA CA.
+const (
+	TLSMinVersion     = "VersionTLS12"
+	EtcdTLSMinVersion = "TLS1.2" // etcd names versions its own way
+)
+
+// TLSCipherSuites are the suites' IANA names, as upstream's flags take them.
+var TLSCipherSuites = []string{
+	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+	"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+
+// TLSFlags are the flags that pin TLS, by component args file; older data
+// dirs get the ones they lack at start (see package bootstrap).
+func TLSFlags(component string) [][2]string {
+	suites := strings.Join(TLSCipherSuites, ",")
+	switch component {
+	case APIServerComponent, ControllerManagerComponent, SchedulerComponent:
+		return [][2]string{{"tls-min-version", TLSMinVersion}, {"tls-cipher-suites", suites}}
+	case EtcdComponent:
+		return [][2]string{{"tls-min-version", EtcdTLSMinVersion}, {"cipher-suites", suites}}
+	}
+	return nil
+}
 
 // EtcdComponent is the name of etcd's args file.
 const EtcdComponent = "etcd"
@@ -108,7 +140,7 @@ func newArgs(l datadir.Layout, component, comment string, kvs [][2]string) *args
 // APIServerArgs renders args/kube-apiserver for a new node.
 func APIServerArgs(l datadir.Layout, portOffset int) *args.File {
 	const certs = "${DATA_DIR}/certs/"
-	return newArgs(l, APIServerComponent, "Flags for kube-apiserver (upstream flag names).", [][2]string{
+	return newArgs(l, APIServerComponent, "Flags for kube-apiserver (upstream flag names).", append([][2]string{
 		{"secure-port", port("kube-apiserver", portOffset)},
 		{"bind-address", bind("kube-apiserver")},
 		{"tls-cert-file", certs + "server.crt"},
@@ -151,14 +183,14 @@ func APIServerArgs(l datadir.Layout, portOffset int) *args.File {
 		// request timeout.
 		{"shutdown-watch-termination-grace-period", "2s"},
 		{"profiling", "false"},
-	})
+	}, TLSFlags(APIServerComponent)...))
 }
 
 // ControllerManagerArgs renders args/kube-controller-manager.
 func ControllerManagerArgs(l datadir.Layout, portOffset int) *args.File {
 	const certs = "${DATA_DIR}/certs/"
 	const kubeconfig = "${DATA_DIR}/credentials/controller.config"
-	return newArgs(l, ControllerManagerComponent, "Flags for kube-controller-manager (upstream flag names).", [][2]string{
+	return newArgs(l, ControllerManagerComponent, "Flags for kube-controller-manager (upstream flag names).", append([][2]string{
 		{"kubeconfig", kubeconfig},
 		{"authentication-kubeconfig", kubeconfig},
 		{"authorization-kubeconfig", kubeconfig},
@@ -178,14 +210,14 @@ func ControllerManagerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"flex-volume-plugin-dir", "${DATA_DIR}/var/kubelet-plugins/volume/exec"},
 		{"leader-elect", "false"}, // single node; clustering turns it on
 		{"profiling", "false"},
-	})
+	}, TLSFlags(ControllerManagerComponent)...))
 }
 
 // SchedulerArgs renders args/kube-scheduler.
 func SchedulerArgs(l datadir.Layout, portOffset int) *args.File {
 	const certs = "${DATA_DIR}/certs/"
 	const kubeconfig = "${DATA_DIR}/credentials/scheduler.config"
-	return newArgs(l, SchedulerComponent, "Flags for kube-scheduler (upstream flag names).", [][2]string{
+	return newArgs(l, SchedulerComponent, "Flags for kube-scheduler (upstream flag names).", append([][2]string{
 		{"kubeconfig", kubeconfig},
 		{"authentication-kubeconfig", kubeconfig},
 		{"authorization-kubeconfig", kubeconfig},
@@ -197,7 +229,7 @@ func SchedulerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"requestheader-client-ca-file", certs + "front-proxy-ca.crt"},
 		{"leader-elect", "false"}, // single node; clustering turns it on
 		{"profiling", "false"},
-	})
+	}, TLSFlags(SchedulerComponent)...))
 }
 
 // AuthWebhookArgs renders args/auth-webhook, kubeseed's webhook for
@@ -241,6 +273,9 @@ func EtcdArgs(l datadir.Layout, nodeName string, portOffset int) *args.File {
 		{"peer-key-file", "${DATA_DIR}/certs/etcd-peer.key"},
 		{"log-level", "warn"},
 	} {
+		f.Set(kv[0], kv[1])
+	}
+	for _, kv := range TLSFlags(EtcdComponent) {
 		f.Set(kv[0], kv[1])
 	}
 	return f

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -101,15 +102,26 @@ healthzBindAddress: %s
 healthzPort: %d
 tlsCertFile: ${DATA_DIR}/certs/kubelet-serving.crt
 tlsPrivateKeyFile: ${DATA_DIR}/certs/kubelet-serving.key
+tlsMinVersion: %s
+tlsCipherSuites: [%s]
+# The whole process's pprof and log-level endpoints: off.
+enableProfilingHandler: false
+enableDebugFlagsHandler: false
 authentication:
   anonymous:
     enabled: false
   webhook:
     enabled: true
+    # A removed token stops working on this port within seconds.
+    cacheTTL: 10s
   x509:
     clientCAFile: ${DATA_DIR}/certs/ca.crt
 authorization:
   mode: Webhook
+  webhook:
+    # enable rbac takes effect on this port within seconds.
+    cacheAuthorizedTTL: 10s
+    cacheUnauthorizedTTL: 10s
 containerRuntimeEndpoint: unix://${DATA_DIR}/run/containerd.sock
 cgroupRoot: %s
 podLogsDir: %s
@@ -123,6 +135,7 @@ serverTLSBootstrap: false
 `, kubelet.Bind.Address(), kubelet.Port+portOffset,
 		services.MustLookup("kubelet-readonly").Port+portOffset,
 		services.MustLookup("kubelet-healthz").Bind.Address(), services.MustLookup("kubelet-healthz").Port+portOffset,
+		TLSMinVersion, strings.Join(TLSCipherSuites, ", "),
 		HostNamesFor(l).CgroupRoot, PodLogsDirSetting, ClusterDNS, ClusterDomain))
 }
 

@@ -324,7 +324,13 @@ func (n *node) kill() {
 	// controller-manager's volume controllers also set (see
 	// controlplane.ControllerManager.Ready); losing that race is logged so.
 	if data, err := os.ReadFile(n.log); err == nil && strings.Contains(string(data), "Failed to initialize CSINode") {
-		n.t.Errorf("the kubelet could not initialise its CSINode (see %s)", n.log)
+		var lines []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, "CSINode") {
+				lines = append(lines, l)
+			}
+		}
+		n.t.Errorf("the kubelet could not initialise its CSINode:\n%s", strings.Join(lines, "\n"))
 	}
 	if _, err := os.Stat(n.dir); err == nil {
 		if out, err := n.kubeseed("reset", "--yes"); err != nil {
