@@ -38,8 +38,9 @@ func newRefreshCertsCommand(g *globalOptions) *cobra.Command {
   refresh-certs --cert server.crt    new server certificate, same key; SANs from
                                      certs/csr.conf.template and the host's IPs
   refresh-certs --cert ca.crt        new cluster CA; every certificate it signs is
-                                     re-signed and every kubeconfig under
-                                     credentials/ rewritten (node must be stopped)
+                                     issued again with a new key and every
+                                     kubeconfig under credentials/ (users/
+                                     included) rewritten (node must be stopped)
   refresh-certs CA_DIR               install CA_DIR/ca.crt and CA_DIR/ca.key as the
                                      cluster CA, then as --cert ca.crt
   refresh-certs --check              each certificate's expiry; fails if one has
@@ -180,8 +181,8 @@ func report(w io.Writer, l datadir.Layout, res *pki.Result, verb string) {
 	}
 	var kubeconfigs []string
 	for _, f := range res.Files {
-		if filepath.Dir(f) == l.CredentialsDir() {
-			kubeconfigs = append(kubeconfigs, filepath.Base(f))
+		if rel, err := filepath.Rel(l.CredentialsDir(), f); err == nil && !strings.HasPrefix(rel, "..") {
+			kubeconfigs = append(kubeconfigs, rel) // users/NAME.config too
 		}
 	}
 	if len(kubeconfigs) > 0 {

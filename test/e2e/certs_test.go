@@ -407,11 +407,14 @@ func TestCARefresh(t *testing.T) {
 		out, err := exec.Command(stockKubectl, "--kubeconfig", cfg, "--cache-dir", t.TempDir(), "get", "namespaces").CombinedOutput()
 		return string(out), err
 	}
+	// A user's kubeconfig, where add-user writes it, follows the CA.
+	n.mustKubeseed("add-user", "carol")
+	carol := n.path("credentials", "users", "carol.config")
 	n.stop()
 	before := hashTree(t, n.path("certs"), n.path("credentials"))
 
 	out := n.mustKubeseed("refresh-certs", "--cert", "ca.crt")
-	for _, want := range []string{"issued ca.crt", "issued server.crt", "issued admin.crt", "rewrote client.config", "kubeseed start"} {
+	for _, want := range []string{"issued ca.crt", "issued server.crt", "issued admin.crt", "rewrote client.config", "users/carol.config", "kubeseed start"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("refresh-certs --cert ca.crt output lacks %q:\n%s", want, out)
 		}
@@ -422,6 +425,9 @@ func TestCARefresh(t *testing.T) {
 	}
 	if out, err := kubectlWith(oldCfg); err == nil {
 		t.Errorf("a client.config from before the CA refresh still works:\n%s", out)
+	}
+	if out, err := kubectlWith(carol); err != nil {
+		t.Errorf("%s after the CA refresh: %v\n%s", carol, err, out)
 	}
 	n.stop()
 
