@@ -102,6 +102,9 @@ func waitUntilReady(ctx context.Context, l datadir.Layout, timeout time.Duration
 			if !r.Node.Ready {
 				msg += " node " + r.Node.Name + " Ready (" + r.Node.Reason + ")"
 			}
+			if r.TokenFile != nil {
+				msg += " token file (" + r.TokenFile.Error() + ")"
+			}
 		}
 		if msg != last {
 			fmt.Fprintf(progress, "[%s] %s\n", time.Since(start).Round(time.Second), msg)
@@ -136,6 +139,10 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
 		fmt.Fprintf(w, "node %s: %s\n", r.Node.Name, node)
 	}
 	fmt.Fprintf(w, "dns: %s\n", dnsLine(r.DNS, r.PID != 0))
+	if r.TokenFile != nil {
+		fmt.Fprintf(w, "token file: FAILED: %v; no bearer token authenticates until it is fixed "+
+			"(client certificates, as in `kubeseed kubectl`, still work)\n", r.TokenFile)
+	}
 	for _, a := range r.Adaptations {
 		fmt.Fprintf(w, "host adaptation: %s\n", a)
 	}
