@@ -30,6 +30,9 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if _, err := g.clock(); err != nil {
+				return err
+			}
 			var r *status.Report
 			if !waitReady {
 				// Waiting covers a node whose first start is still bootstrapping.
@@ -38,12 +41,13 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 				}
 			}
 			if waitReady {
-				r, err = waitUntilReady(cmd.Context(), l, timeout, os.Stderr)
+				r, err = waitUntilReady(cmd.Context(), l, g.clock, timeout, os.Stderr)
 			} else {
-				r, err = collect(cmd.Context(), l)
+				r, err = collect(cmd.Context(), l, g.clock)
 			}
 			if r != nil {
-				printReport(cmd.OutOrStdout(), l, r)
+				now, _ := g.clock() // checked above
+				printReport(cmd.OutOrStdout(), l, r, now)
 			}
 			if err != nil {
 				return err
@@ -59,26 +63,28 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func collect(ctx context.Context, l datadir.Layout) (*status.Report, error) {
+// collect reads the node's status; clock is the time certificates' days
+// left are measured against.
+func collect(ctx context.Context, l datadir.Layout, clock func() (time.Time, error)) (*status.Report, error) {
 	pid, err := daemon.RunningPID(l)
 	if err != nil {
 		return nil, err
 	}
-	now, err := testClock()
+	now, err := clock()
 	if err != nil {
 		return nil, err
 	}
 	return status.Collect(ctx, l, pid, now)
 }
 
-func waitUntilReady(ctx context.Context, l datadir.Layout, timeout time.Duration, progress io.Writer) (*status.Report, error) {
+func waitUntilReady(ctx context.Context, l datadir.Layout, clock func() (time.Time, error), timeout time.Duration, progress io.Writer) (*status.Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	last := ""
 	sawRunning := false
 	for {
-		r, err := collect(ctx, l)
+		r, err := collect(ctx, l, clock)
 		if err == nil && r.PID != 0 {
 			sawRunning = true
 		}
@@ -118,7 +124,7 @@ func waitUntilReady(ctx context.Context, l datadir.Layout, timeout time.Duration
 	}
 }
 
-func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
+func printReport(w io.Writer, l datadir.Layout, r *status.Report, now time.Time) {
 	if r.PID == 0 {
 		fmt.Fprintf(w, "kubeseed is not running (data dir %s)\n", l.Root)
 	} else {
@@ -172,7 +178,6 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report) {
 	}
 	tw.Flush()
 	if r.Renewal != nil {
-		now, _ := testClock()
 		fmt.Fprintf(w, "\n%s\n", r.Renewal.Describe(now))
 	}
 }

@@ -267,7 +267,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		}
 		server := n.servedAPICert()
 		near := server.NotAfter.Add(-10*24*time.Hour - time.Hour).UTC().Format(time.RFC3339)
-		cmd := exec.Command(kubeseedBin, "refresh-certs", "--check")
+		cmd := exec.Command(kubeseedBin, "--test-hooks", "refresh-certs", "--check")
 		cmd.Env = append(n.env(), "KUBESEED_TEST_NOW="+near)
 		got, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
@@ -283,7 +283,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		if !strings.Contains(string(got), "server.crt (10 days)") || !strings.Contains(string(got), "fewer than 30 days left") {
 			t.Errorf("--check output:\n%s", got)
 		}
-		cmd = exec.Command(kubeseedBin, "refresh-certs", "--check", "--days", "5")
+		cmd = exec.Command(kubeseedBin, "--test-hooks", "refresh-certs", "--check", "--days", "5")
 		cmd.Env = append(n.env(), "KUBESEED_TEST_NOW="+near)
 		if got, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("--check --days 5: %v\n%s", err, got)
@@ -565,7 +565,7 @@ func TestRefreshKilledAtEveryPoint(t *testing.T) {
 		}
 		n := newNode(t, base.offset)
 		copyDataDir(t, base, n)
-		cmd := exec.Command(kubeseedBin, "refresh-certs", "--cert", "ca.crt")
+		cmd := exec.Command(kubeseedBin, "--test-hooks", "refresh-certs", "--cert", "ca.crt")
 		cmd.Env = append(n.env(), "KUBESEED_FAULT_AFTER_WRITES="+strconv.Itoa(k))
 		out, err := cmd.CombinedOutput()
 		if err == nil {
