@@ -47,7 +47,7 @@ func newAddUserCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if output == "" {
-				output = l.Credential("users/" + name + ".config")
+				output = l.UserKubeconfig(name)
 			}
 			if output != "-" && !force {
 				if ok, err := fsutil.Exists(output); err != nil {
@@ -94,7 +94,7 @@ func newAddUserCommand(g *globalOptions) *cobra.Command {
 				_, err = cmd.OutOrStdout().Write(data)
 				return err
 			}
-			if err := fsutil.EnsureDir(l.Credential("users"), 0o700); err != nil {
+			if err := fsutil.EnsureDir(l.UsersDir(), 0o700); err != nil {
 				return err
 			}
 			if err := kc.Write(output); err != nil {

@@ -40,6 +40,20 @@ func exitCode(err error) int {
 
 type globalOptions struct {
 	dataDir string
+	// testHooks is the hidden --test-hooks: only with it are the test-hook
+	// variables (KUBESEED_FAULT_AFTER_WRITES, KUBESEED_TEST_NOW) honoured.
+	testHooks bool
+}
+
+// testHookEnv returns the test-hook variable name. Set without --test-hooks
+// it is an error, not ignored: a stray variable in a user's environment must
+// neither kill a certificate change nor shift the clock unnoticed.
+func (g *globalOptions) testHookEnv(name string) (string, error) {
+	v := os.Getenv(name)
+	if v != "" && !g.testHooks {
+		return "", fmt.Errorf("%s is set, but it is a test hook honoured only with --test-hooks; unset it (nothing was changed)", name)
+	}
+	return v, nil
 }
 
 func (g *globalOptions) layout() (datadir.Layout, error) {
@@ -63,6 +77,9 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", envOr("KUBESEED_DATA_DIR", datadir.Default),
 		"data directory (env KUBESEED_DATA_DIR)")
+	root.PersistentFlags().BoolVar(&g.testHooks, "test-hooks", false,
+		"for tests only: honour KUBESEED_FAULT_AFTER_WRITES and KUBESEED_TEST_NOW")
+	_ = root.PersistentFlags().MarkHidden("test-hooks")
 	root.AddCommand(
 		newStartCommand(g),
 		newStatusCommand(g),

@@ -39,8 +39,9 @@ func newRefreshCertsCommand(g *globalOptions) *cobra.Command {
   refresh-certs --cert server.crt    new server certificate, same key; SANs from
                                      certs/csr.conf.template and the host's IPs
   refresh-certs --cert ca.crt        new cluster CA; every certificate it signs is
-                                     re-signed and every kubeconfig under
-                                     credentials/ rewritten (node must be stopped)
+                                     issued again with a new key and every
+                                     kubeconfig under credentials/ (users/
+                                     included) rewritten (node must be stopped)
   refresh-certs CA_DIR               install CA_DIR/ca.crt and CA_DIR/ca.key as the
                                      cluster CA, then as --cert ca.crt
   refresh-certs --check              each certificate's expiry; fails if one has
@@ -68,6 +69,14 @@ refresh needs no restart: the running components re-read the files.`,
 			if err != nil {
 				return err
 			}
+			afterOp, err := g.faultHook()
+			if err != nil {
+				return err
+			}
+			now, err := g.clock()
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			progress := func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "kubeseed:", msg) }
 			m := pki.Manager{
@@ -75,15 +84,11 @@ refresh needs no restart: the running components re-read the files.`,
 				Vars:    bootstrap.TemplateVars(netw),
 				HostIPs: hostinfo.HostIPs,
 				Running: func() (int, error) { return daemon.RunningPID(l) },
-				AfterOp: faultFromEnv(),
+				AfterOp: afterOp,
 			}
 			ctx := cmd.Context()
 			switch {
 			case check:
-				now, err := testClock()
-				if err != nil {
-					return err
-				}
 				return checkCerts(ctx, out, m, now, days)
 			case undo:
 				res, err := m.Undo(ctx)
@@ -185,8 +190,8 @@ func report(w io.Writer, l datadir.Layout, res *pki.Result, verb string) {
 	}
 	var kubeconfigs []string
 	for _, f := range res.Files {
-		if filepath.Dir(f) == l.CredentialsDir() {
-			kubeconfigs = append(kubeconfigs, filepath.Base(f))
+		if rel, err := filepath.Rel(l.CredentialsDir(), f); err == nil && !strings.HasPrefix(rel, "..") {
+			kubeconfigs = append(kubeconfigs, rel) // users/NAME.config too
 		}
 	}
 	if len(kubeconfigs) > 0 {
@@ -215,13 +220,17 @@ func waitServed(ctx context.Context, l datadir.Layout, res *pki.Result, timeout 
 	return nil
 }
 
-// faultFromEnv is the fault-injection hook for tests: with
+// faultHook is the fault-injection hook for tests: with --test-hooks and
 // KUBESEED_FAULT_AFTER_WRITES=N the process kills itself (SIGKILL, no
 // clean-up) right after the N-th file operation of a certificate change.
-func faultFromEnv() func() error {
-	n, err := strconv.Atoi(os.Getenv("KUBESEED_FAULT_AFTER_WRITES"))
+func (g *globalOptions) faultHook() (func() error, error) {
+	v, err := g.testHookEnv("KUBESEED_FAULT_AFTER_WRITES")
+	if err != nil || v == "" {
+		return nil, err
+	}
+	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
-		return nil
+		return nil, fmt.Errorf("KUBESEED_FAULT_AFTER_WRITES=%q is not a positive whole number", v)
 	}
 	count := 0
 	return func() error {
@@ -232,13 +241,16 @@ func faultFromEnv() func() error {
 			select {} // the signal is on its way
 		}
 		return nil
-	}
+	}, nil
 }
 
-// testClock is the time `refresh-certs --check` and `status` measure
-// against: now, or KUBESEED_TEST_NOW (RFC 3339) in tests.
-func testClock() (time.Time, error) {
-	v := os.Getenv("KUBESEED_TEST_NOW")
+// clock is the time `refresh-certs --check` and `status` measure against:
+// now, or with --test-hooks KUBESEED_TEST_NOW (RFC 3339).
+func (g *globalOptions) clock() (time.Time, error) {
+	v, err := g.testHookEnv("KUBESEED_TEST_NOW")
+	if err != nil {
+		return time.Time{}, err
+	}
 	if v == "" {
 		return time.Now(), nil
 	}

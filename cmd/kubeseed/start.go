@@ -44,9 +44,13 @@ func newStartCommand(g *globalOptions) *cobra.Command {
 			if renewal, err = renewalFromEnv(cmd, renewDays, renewal); err != nil {
 				return err
 			}
+			afterOp, err := g.faultHook()
+			if err != nil {
+				return err
+			}
 			begin := time.Now()
 			progress := func(msg string) { fmt.Fprintf(os.Stderr, "kubeseed: %s\n", msg) }
-			o := daemon.Options{Progress: progress, Renewal: renewal, AfterOp: faultFromEnv()}
+			o := daemon.Options{Progress: progress, Renewal: renewal, AfterOp: afterOp}
 			o.Bootstrap.PortOffset = portOffset
 			o.Bootstrap.NodeName = nodeName
 			o.Ready = func() {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authwebhook"
 	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/daemon"
@@ -145,15 +144,7 @@ func newTokenRemoveCommand(g *globalOptions) *cobra.Command {
 // webhookClient talks to the running node's auth webhook, which reloads
 // the token file within a second of a change.
 func webhookClient(l datadir.Layout) (*authwebhook.Client, error) {
-	f, err := args.Load(l.Args(defaults.AuthWebhookComponent))
-	if err != nil {
-		return nil, err
-	}
-	o, err := authwebhook.ParseArgs(f, l.Vars())
-	if err != nil {
-		return nil, err
-	}
-	return authwebhook.NewClient(o, l.Cert("ca"), l.Cert("apiserver-auth-webhook-client"), l.Key("apiserver-auth-webhook-client"))
+	return authwebhook.NodeClient(l)
 }
 
 // waitForTokens waits until the running node's auth webhook accepts (or

@@ -74,7 +74,7 @@ func TestStore(t *testing.T) {
 		t.Errorf("Reload of an unchanged file = %v, %v", changed, err)
 	}
 
-	// A broken file is reported with path:line, once, and changes nothing.
+	// A broken file is reported with path:line, once, and fails closed.
 	writeFile(t, path, adminTok+",admin,admin\nbroken\n")
 	_, err := s.Reload()
 	if err == nil || !strings.HasPrefix(err.Error(), path+":2: ") {
@@ -86,8 +86,8 @@ func TestStore(t *testing.T) {
 	if changed, err := s.Reload(); err != nil || changed {
 		t.Errorf("second Reload of the same broken file = %v, %v; want it reported once", changed, err)
 	}
-	if _, ok := s.Authenticate(bobTok); !ok {
-		t.Error("the last good tokens were dropped")
+	if _, ok := s.Authenticate(bobTok); ok {
+		t.Error("a token of the last good set still authenticates while the file is broken")
 	}
 
 	// Fixed: the new set replaces the old one.
@@ -100,6 +100,66 @@ func TestStore(t *testing.T) {
 	}
 	if s.Len() != 1 {
 		t.Errorf("Len = %d", s.Len())
+	}
+}
+
+// TestStoreFailsClosed breaks a loaded token file in each way and checks
+// that no token authenticates until it is fixed, and that Err says why.
+func TestStoreFailsClosed(t *testing.T) {
+	good := adminTok + ",admin,admin,system:masters\n" + bobTok + ",bob,uid-bob\n"
+	cases := []struct {
+		name  string
+		spoil func(t *testing.T, path string)
+		want  string // Err's prefix, after the path
+	}{
+		{"column count", func(t *testing.T, path string) { writeFile(t, path, good+"x,y\n") }, ":3: "},
+		{"duplicate token", func(t *testing.T, path string) { writeFile(t, path, good+bobTok+",carol,carol\n") }, ":3: "},
+		{"comment line", func(t *testing.T, path string) { writeFile(t, path, "# tokens\n"+good) }, ":1: "},
+		{"missing file", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "known_tokens.csv")
+			writeFile(t, path, good)
+			s := NewStore(path)
+			if _, err := s.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			c.spoil(t, path)
+			changed, err := s.Reload()
+			if err == nil || !changed {
+				t.Fatalf("Reload of a broken file = %v, %v; want changed and an error", changed, err)
+			}
+			if got := s.Err(); got == nil || !strings.Contains(got.Error(), path+c.want) {
+				t.Errorf("Err() = %v, want it to name %s%s", got, path, c.want)
+			}
+			for _, tok := range []string{adminTok, bobTok} {
+				if _, ok := s.Authenticate(tok); ok {
+					t.Errorf("token %.8s… authenticates while the file is broken", tok)
+				}
+			}
+			if _, ok := s.Active(); ok || s.Len() != 0 {
+				t.Errorf("Active %v, Len %d while the file is broken", ok, s.Len())
+			}
+			if changed, err := s.Reload(); changed || err != nil {
+				t.Errorf("second Reload = %v, %v; want the problem reported once", changed, err)
+			}
+			if s.Err() == nil {
+				t.Error("Err() forgot the problem after the second Reload")
+			}
+			// Fixed, even back to the very content last loaded: it resumes.
+			writeFile(t, path, good)
+			if changed, err := s.Reload(); err != nil || !changed {
+				t.Fatalf("Reload of the fixed file = %v, %v", changed, err)
+			}
+			if _, ok := s.Authenticate(bobTok); !ok || s.Err() != nil {
+				t.Errorf("fixed file: bob authenticates %v, Err %v", ok, s.Err())
+			}
+		})
 	}
 }
 
@@ -421,8 +481,9 @@ func TestServerTakesUpRenewedCertificate(t *testing.T) {
 }
 
 // TestStoredDigestsAndWaitLoaded checks a token stored as its digest
-// authenticates, and that a client can wait for the webhook to use a given
-// file, as `kubeseed token remove` does.
+// authenticates, that a client can wait for the webhook to use a given
+// file, as `kubeseed token remove` does, and that /loaded reports a
+// rejected file.
 func TestStoredDigestsAndWaitLoaded(t *testing.T) {
 	dir, o, tokens := startServer(t)
 	c, err := NewClient(o, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.crt"), filepath.Join(dir, "apiserver-auth-webhook-client.key"))
@@ -440,6 +501,35 @@ func TestStoredDigestsAndWaitLoaded(t *testing.T) {
 		if got, err := c.Authenticated(ctx, tok); err != nil || got != want {
 			t.Errorf("token %.12s…: authenticated %v (%v), want %v", tok, got, err, want)
 		}
+	}
+	// A broken file: the webhook refuses every token and says why.
+	writeFile(t, tokens, content+"broken\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := c.Loaded(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Err != "" {
+			if !strings.HasPrefix(st.Err, tokens+":3: ") || st.Digest != "" {
+				t.Errorf("Loaded = %+v, want the error at %s:3", st, tokens)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook did not reject the broken file within 5s: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got, err := c.Authenticated(ctx, adminTok); err != nil || got {
+		t.Errorf("admin token with a broken file: authenticated %v (%v), want refused", got, err)
+	}
+	writeFile(t, tokens, content)
+	if err := c.WaitLoaded(ctx, sha256.Sum256([]byte(content))); err != nil {
+		t.Fatalf("WaitLoaded after the fix: %v", err)
+	}
+	if got, err := c.Authenticated(ctx, adminTok); err != nil || !got {
+		t.Errorf("admin token after the fix: authenticated %v (%v)", got, err)
 	}
 	short, cancelShort := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancelShort()

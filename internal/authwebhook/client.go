@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
 )
 
@@ -33,6 +37,23 @@ func NewClient(o *Options, caFile, certFile, keyFile string) (*Client, error) {
 	}
 	return &Client{url: o.URL(), base: o.BaseURL(), http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}, nil
 }
+
+// NodeClient is a Client for the node in l, at the address in its
+// args/auth-webhook, presenting kube-apiserver's client certificate.
+func NodeClient(l datadir.Layout) (*Client, error) {
+	f, err := args.Load(l.Args(defaults.AuthWebhookComponent))
+	if err != nil {
+		return nil, err
+	}
+	o, err := ParseArgs(f, l.Vars())
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(o, l.Cert("ca"), l.Cert("apiserver-auth-webhook-client"), l.Key("apiserver-auth-webhook-client"))
+}
+
+// Close drops the client's idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 // Authenticated reports whether the webhook accepts token now.
 func (c *Client) Authenticated(ctx context.Context, token string) (bool, error) {
@@ -96,10 +117,9 @@ func (c *Client) WaitFor(ctx context.Context, tokens []string, want bool) error 
 func (c *Client) WaitLoaded(ctx context.Context, digest [sha256.Size]byte) error {
 	defer c.http.CloseIdleConnections()
 	want := hex.EncodeToString(digest[:])
-	var last string
-	var err error
 	for {
-		if last, err = c.loaded(ctx); err == nil && last == want {
+		st, err := c.Loaded(ctx)
+		if err == nil && st.Digest == want {
 			return nil
 		}
 		select {
@@ -107,25 +127,44 @@ func (c *Client) WaitLoaded(ctx context.Context, digest [sha256.Size]byte) error
 			if err != nil {
 				return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 			}
+			if st.Err != "" {
+				return fmt.Errorf("%w: the webhook rejected the token file: %s", ctx.Err(), st.Err)
+			}
 			return fmt.Errorf("%w: the webhook still uses an older token file", ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
-func (c *Client) loaded(ctx context.Context) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+LoadedPath, nil)
+// LoadState is what the webhook says about its token file.
+type LoadState struct {
+	Digest string // hex SHA-256 of the content in use; "" if none
+	Err    string // why the file was rejected (path:line); "" if it is in use
+}
+
+// Loaded asks the webhook which token file content it uses, or why it
+// rejected the file. err is for failing to ask.
+func (c *Client) Loaded(ctx context.Context) (LoadState, error) {
+	url := c.base + LoadedPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return "", err
+		return LoadState{}, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", err
+		return LoadState{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 128))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: HTTP %d: %s", c.base+LoadedPath, resp.StatusCode, body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return LoadState{}, fmt.Errorf("%s: %w", url, err)
 	}
-	return string(body), err
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return LoadState{Digest: string(body)}, nil
+	case http.StatusServiceUnavailable:
+		return LoadState{Err: strings.TrimSpace(string(body))}, nil
+	default:
+		return LoadState{}, fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, body)
+	}
 }

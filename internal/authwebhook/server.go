@@ -34,7 +34,9 @@ const (
 	HealthPath = "/healthz"
 	// LoadedPath answers the SHA-256 (hex) of the token file content in
 	// use, so `kubeseed token remove` can wait for a reload: the file may
-	// hold only digests, which it cannot present as tokens.
+	// hold only digests, which it cannot present as tokens. While the file
+	// is rejected it answers 503 with the reason (path:line), for `kubeseed
+	// status`.
 	LoadedPath = "/loaded"
 )
 
@@ -105,6 +107,10 @@ func New(cfg Config, store *Store) (*Server, error) {
 	mux.HandleFunc("POST "+AuthenticatePath, s.authenticate)
 	mux.HandleFunc("POST "+DenyPath, s.deny)
 	mux.HandleFunc("GET "+LoadedPath, func(w http.ResponseWriter, _ *http.Request) {
+		if err := store.Err(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		if d, ok := store.Active(); ok {
 			_, _ = io.WriteString(w, hex.EncodeToString(d[:]))
 		}
@@ -165,7 +171,7 @@ func (s *Server) reloadLoop(ctx context.Context) {
 		changed, err := s.store.Reload()
 		switch {
 		case err != nil:
-			log.Error(err, "Token file not reloaded; the last good tokens stay active. Fix the file: it is read again when it changes", "file", s.store.Path())
+			log.Error(err, "Token file rejected: no token authenticates until it is fixed (X.509 client certificates still work). It is read again when it changes", "file", s.store.Path())
 		case changed:
 			log.Info("Reloaded the token file", "file", s.store.Path(), "tokens", s.store.Len())
 		}

@@ -23,9 +23,11 @@ type Store struct {
 	path    string
 	current atomic.Pointer[[]entry]
 
-	mu         sync.Mutex // serialises Reload
+	mu         sync.Mutex // serialises Reload, guards err
 	lastDigest [sha256.Size]byte
 	loaded     bool
+	// err is why the file was last rejected; nil while its tokens are active.
+	err error
 	// active is the SHA-256 of the file content whose tokens are active.
 	active atomic.Pointer[[sha256.Size]byte]
 }
@@ -46,7 +48,7 @@ func NewStore(path string) *Store {
 func (s *Store) Path() string { return s.path }
 
 // Active returns the SHA-256 of the file content whose tokens are active,
-// and false before a first good load.
+// and false before a first good load or while the file is rejected.
 func (s *Store) Active() ([sha256.Size]byte, bool) {
 	if d := s.active.Load(); d != nil {
 		return *d, true
@@ -57,16 +59,27 @@ func (s *Store) Active() ([sha256.Size]byte, bool) {
 // Len is the number of tokens in the active set.
 func (s *Store) Len() int { return len(*s.current.Load()) }
 
+// Err is why the token file was last rejected (path:line for a parse
+// error), or nil while its tokens are active.
+func (s *Store) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // Reload reads the token file. If its content changed since the last call
-// and parses, it becomes the active set (changed is true). If it does not
-// parse, the error names path:line and the last good set stays active; the
-// same bad content is reported once, not at every call.
+// and parses, it becomes the active set (changed is true). If it cannot be
+// read or does not parse, the store fails closed: no token authenticates
+// until a good file is read (changed is true if a set was active). The
+// error names path:line; the same problem is reported once, not at every
+// call, and stays available from Err.
 func (s *Store) Reload() (changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	data, err := os.ReadFile(s.path)
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", s.path, err)
+		s.loaded = false // whatever comes back must be parsed again
+		return s.reject(fmt.Errorf("read %s: %w", s.path, err))
 	}
 	digest := sha256.Sum256(data)
 	if s.loaded && digest == s.lastDigest {
@@ -75,7 +88,8 @@ func (s *Store) Reload() (changed bool, err error) {
 	s.lastDigest, s.loaded = digest, true
 	tokens, err := credentials.ParseTokens(s.path, data)
 	if err != nil {
-		return false, err
+		clear(data)
+		return s.reject(err)
 	}
 	entries := make([]entry, 0, len(tokens))
 	for _, t := range tokens {
@@ -90,9 +104,26 @@ func (s *Store) Reload() (changed bool, err error) {
 	}
 	s.current.Store(&entries)
 	s.active.Store(&digest)
+	s.err = nil
 	// Drop the file's bytes, tokens included, as soon as possible.
 	clear(data)
 	return true, nil
+}
+
+// reject drops every token. Keeping the last good set would keep a token
+// the user just deleted by hand valid for as long as the file stays broken;
+// X.509 client certificates (the admin's kubeconfig) still work meanwhile.
+// Called with mu held.
+func (s *Store) reject(err error) (changed bool, _ error) {
+	changed = s.active.Load() != nil
+	s.current.Store(&[]entry{})
+	s.active.Store(nil)
+	repeat := s.err != nil && s.err.Error() == err.Error()
+	s.err = err
+	if repeat {
+		return changed, nil
+	}
+	return changed, err
 }
 
 // Authenticate returns the user a token belongs to. Every entry is compared

@@ -5,8 +5,10 @@ package credentials
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -48,6 +50,29 @@ func (k Kubeconfig) Write(path string) error {
 	data, err := k.Bytes()
 	if err != nil {
 		return fmt.Errorf("render %s: %w", path, err)
+	}
+	return fsutil.WriteFileAtomic(path, data, 0o600)
+}
+
+// WriteKubeconfigTo writes kubeconfig data to a path the user chose (as
+// ~/.kube/config): mode 0600 and atomic, as every credential kubeseed
+// writes, with a missing parent directory created 0700. A symlink is
+// followed, so a linked file is updated rather than replaced by a file.
+func WriteKubeconfigTo(path string, data []byte) error {
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("%s is a directory; give the kubeconfig's file name, e.g. %s", path, filepath.Join(path, "config"))
+		}
+		target, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		path = target
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := fsutil.MakeDir(filepath.Dir(path), 0o700); err != nil {
+		return err
 	}
 	return fsutil.WriteFileAtomic(path, data, 0o600)
 }

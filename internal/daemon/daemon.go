@@ -203,7 +203,7 @@ func CheckPorts(l datadir.Layout, warn func(string)) error {
 // Lock takes the data dir's exclusive lock and records our PID in it; the
 // lock is released when the process ends, however it ends.
 func Lock(l datadir.Layout) (unlock func(), err error) {
-	f, err := os.OpenFile(l.PIDFile(), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(l.PIDFile(), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", l.PIDFile(), err)
 	}
@@ -222,6 +222,12 @@ func Lock(l datadir.Layout) (unlock func(), err error) {
 			return nil, fmt.Errorf("kubeseed is already running on %s (pid %d); stop it with `kubeseed stop`", l.Root, pid)
 		}
 		return nil, fmt.Errorf("lock %s: %w", l.PIDFile(), err)
+	}
+	// A file left by an older kubeseed may be wider; the mode given to
+	// OpenFile applies only to a new one.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("chmod %s: %w", l.PIDFile(), err)
 	}
 	if err := f.Truncate(0); err != nil {
 		f.Close()

@@ -48,6 +48,13 @@ func (l Layout) Run(file string) string        { return filepath.Join(l.RunDir()
 func (l Layout) PIDFile() string               { return filepath.Join(l.RunDir(), "kubeseed.pid") }
 func (l Layout) KubectlCacheDir() string       { return filepath.Join(l.RunDir(), "kubectl-cache") }
 
+// UsersDir holds the kubeconfigs of `kubeseed add-user`.
+func (l Layout) UsersDir() string { return l.Credential("users") }
+
+func (l Layout) UserKubeconfig(name string) string {
+	return filepath.Join(l.UsersDir(), name+".config")
+}
+
 // CertsBackupDir holds one directory per certificate refresh, with the
 // files it replaced.
 func (l Layout) CertsBackupDir() string { return filepath.Join(l.Root, "certs-backup") }

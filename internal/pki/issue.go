@@ -178,10 +178,11 @@ func newSerial() (*big.Int, error) {
 	return serial, nil
 }
 
-// Resign issues c again under ca: same subject, usages, SANs, lifetime and
-// public key (no private key is needed), valid from now. It re-signs client
-// certificates kubeseed did not issue itself, such as a user's kubeconfig.
-func Resign(c *x509.Certificate, ca *KeyPair, now time.Time) (*x509.Certificate, error) {
+// Resign issues c again under ca for pub: same subject, usages, SANs and
+// lifetime, valid from now. Passing c.PublicKey keeps the key (no private
+// key is needed). It re-signs client certificates kubeseed did not issue
+// itself, such as a user's kubeconfig.
+func Resign(c *x509.Certificate, ca *KeyPair, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err
@@ -203,7 +204,7 @@ func Resign(c *x509.Certificate, ca *KeyPair, now time.Time) (*x509.Certificate,
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
 		tmpl.NotAfter = ca.Cert.NotAfter
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, c.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("re-sign %q: %w", c.Subject.CommonName, err)
 	}

@@ -28,8 +28,9 @@ const DefaultKeepBackups = 10
 // (all files or none, with a backup under certs-backup/), taken under the
 // data dir's certificate lock after recovering an interrupted one.
 //
-// Leaf certificates always keep their keys, so a reader that loads a
-// certificate and its key separately never sees a mismatched pair.
+// A leaf refresh or renewal keeps the leaf's key, so a reader that loads a
+// certificate and its key separately never sees a mismatched pair. A CA
+// change (refused while the node runs) gives the leaves new keys.
 type Manager struct {
 	Layout  datadir.Layout
 	Vars    map[string]string // csr.conf.template's ${NAME}s
@@ -191,8 +192,8 @@ func keepingSANs(in Inputs, kp *KeyPair) Inputs {
 
 // RefreshCert issues a new certificate for the named spec. A leaf keeps its
 // key and takes its SANs from the template and the host's current IPs. A
-// CA gets a new key, and every leaf it signs is re-signed; refused while
-// the node runs.
+// CA gets a new key, and every leaf it signs is issued again with a new
+// key; refused while the node runs.
 func (m Manager) RefreshCert(ctx context.Context, name string) (*Result, error) {
 	spec, err := LookupCert(name)
 	if err != nil {
@@ -247,8 +248,10 @@ func (m Manager) RefreshCert(ctx context.Context, name string) (*Result, error) 
 	return res, err
 }
 
-// resignUnder installs ca as the CA spec and re-signs every leaf it signs,
-// keeping each leaf's key.
+// resignUnder installs ca as the CA spec and issues every leaf it signs
+// again under it, each with a new key: a CA is replaced when it may be
+// compromised, and so may the keys next to it. The node is stopped, so no
+// reader can see a certificate and key that do not match.
 func (m Manager) resignUnder(spec Spec, ca *KeyPair, pairs map[string]*KeyPair, now time.Time) (map[string]*KeyPair, error) {
 	updated := map[string]*KeyPair{spec.Name: ca}
 	leaves := Signed(spec.Name)
@@ -260,7 +263,11 @@ func (m Manager) resignUnder(spec Spec, ca *KeyPair, pairs map[string]*KeyPair, 
 		if leaf.SANs == TemplateSANs && tmplErr != nil {
 			return nil, fmt.Errorf("%w; nothing was changed (%s.crt is re-signed from it)", tmplErr, leaf.Name)
 		}
-		kp, err := IssueWithKey(leaf, in, ca, pairs[leaf.Name].Key, now)
+		key, err := NewKey()
+		if err != nil {
+			return nil, err
+		}
+		kp, err := IssueWithKey(leaf, in, ca, key, now)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -262,8 +263,8 @@ func pemEncode(typ string, der []byte) []byte {
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-// userKubeconfig writes credentials/alice.config with a client certificate
-// signed by the current CA, as a user-management command would.
+// userKubeconfig writes credentials/users/alice.config with a client
+// certificate signed by the current CA, where `kubeseed add-user` does.
 func userKubeconfig(t *testing.T, f *fixture) *x509.Certificate {
 	t.Helper()
 	ca := &pki.KeyPair{Cert: f.cert(t, "ca")}
@@ -297,72 +298,141 @@ contexts:
   context: {cluster: c, user: alice}
 current-context: c
 `, b64(pki.EncodeCert(ca.Cert)), b64(pki.EncodeCert(kp.Cert)), b64(key))
-	if err := os.WriteFile(f.l.Credential("alice.config"), []byte(cfg), 0o600); err != nil {
+	if err := os.MkdirAll(f.l.UsersDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.l.UserKubeconfig("alice"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return kp.Cert
 }
 
-func TestRefreshCA(t *testing.T) {
-	f := newFixture(t)
-	alice := userKubeconfig(t, f)
-	before := f.snapshot(t)
-	oldCA := f.cert(t, "ca")
-	f.now = t0.Add(24 * time.Hour)
-	res, err := f.m.RefreshCert(context.Background(), "ca.crt")
+// TestCAChange changes each CA in every way a user can and checks that
+// every leaf it signs is re-issued under it with a new key, that every
+// kubeconfig, users' included, follows, and that nothing else changes.
+func TestCAChange(t *testing.T) {
+	cases := []struct {
+		name   string
+		ca     string
+		change func(t *testing.T, f *fixture) (*pki.Result, error)
+	}{
+		{"refresh ca.crt", "ca", func(t *testing.T, f *fixture) (*pki.Result, error) {
+			return f.m.RefreshCert(context.Background(), "ca.crt")
+		}},
+		{"refresh front-proxy-ca.crt", "front-proxy-ca", func(t *testing.T, f *fixture) (*pki.Result, error) {
+			return f.m.RefreshCert(context.Background(), "front-proxy-ca.crt")
+		}},
+		{"refresh etcd-ca.crt", "etcd-ca", func(t *testing.T, f *fixture) (*pki.Result, error) {
+			return f.m.RefreshCert(context.Background(), "etcd-ca.crt")
+		}},
+		{"install CA_DIR", "ca", func(t *testing.T, f *fixture) (*pki.Result, error) {
+			return f.m.InstallCA(context.Background(), newCA(t, nil, nil))
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			alice := userKubeconfig(t, f)
+			before := f.snapshot(t)
+			oldCA := f.cert(t, c.ca)
+			f.now = t0.Add(24 * time.Hour)
+			res, err := c.change(t, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := f.snapshot(t)
+			var want []string
+			for _, s := range pki.Table {
+				if s.Name == c.ca || s.CA == c.ca {
+					want = append(want, s.Name)
+				}
+			}
+			if !slices.Equal(res.Issued, want) {
+				t.Errorf("issued %v, want %v", res.Issued, want)
+			}
+			newCA := f.cert(t, c.ca)
+			if newCA.Equal(oldCA) || after[f.l.Key(c.ca)] == before[f.l.Key(c.ca)] {
+				t.Fatalf("%s was not replaced", c.ca)
+			}
+			for _, spec := range pki.Table {
+				if spec.KeyOnly || spec.Name == c.ca {
+					continue
+				}
+				crtChanged := after[f.l.Cert(spec.Name)] != before[f.l.Cert(spec.Name)]
+				keyChanged := after[f.l.Key(spec.Name)] != before[f.l.Key(spec.Name)]
+				if spec.CA != c.ca {
+					if crtChanged || keyChanged {
+						t.Errorf("%s changed, but %s is not signed by %s", spec.Name, spec.Name, c.ca)
+					}
+					continue
+				}
+				if err := verifies(f.cert(t, spec.Name), newCA, spec.Usages[0], f.now); err != nil {
+					t.Errorf("%s: %v", spec.Name, err)
+				}
+				if !keyChanged {
+					t.Errorf("%s.key was kept; a CA change gives every leaf it signs a new key", spec.Name)
+				}
+				if _, err := tls.LoadX509KeyPair(f.l.Cert(spec.Name), f.l.Key(spec.Name)); err != nil {
+					t.Errorf("%s: %v", spec.Name, err)
+				}
+			}
+			// Every kubeconfig works with the new set.
+			for _, spec := range pki.Table {
+				if spec.Kubeconfig == "" {
+					continue
+				}
+				path := f.l.Credential(spec.Kubeconfig)
+				ca, client, files := loadKubeconfigCerts(t, path)
+				if spec.EmbedInKubeconfig {
+					want := f.cert(t, "ca")
+					if !ca.Equal(want) || !client.Equal(f.cert(t, spec.Name)) {
+						t.Errorf("%s: inline CA or certificate not updated", spec.Kubeconfig)
+					}
+					checkInlineKey(t, path)
+				} else if files.CAFile != f.l.Cert("ca") || files.CertFile != f.l.Cert(spec.Name) {
+					t.Errorf("%s: files %+v", spec.Kubeconfig, files)
+				}
+			}
+			// The user's kubeconfig in credentials/users/ follows a cluster
+			// CA change: same identity, a new key.
+			alicePath := f.l.UserKubeconfig("alice")
+			if c.ca != "ca" {
+				if after[alicePath] != before[alicePath] {
+					t.Errorf("%s changed, but its CA did not", alicePath)
+				}
+				return
+			}
+			ca, client, _ := loadKubeconfigCerts(t, alicePath)
+			if !ca.Equal(newCA) {
+				t.Errorf("%s: CA not updated", alicePath)
+			}
+			if err := verifies(client, newCA, x509.ExtKeyUsageClientAuth, f.now); err != nil {
+				t.Errorf("%s: %v", alicePath, err)
+			}
+			if client.Subject.String() != alice.Subject.String() {
+				t.Errorf("%s: re-signed certificate changed identity: %s", alicePath, client.Subject)
+			}
+			if client.PublicKey.(*ecdsa.PublicKey).Equal(alice.PublicKey) {
+				t.Errorf("%s: the key was kept; a CA change gives it a new one", alicePath)
+			}
+			checkInlineKey(t, alicePath)
+			if !slices.Contains(res.Files, alicePath) {
+				t.Errorf("result files %v lack %s", res.Files, alicePath)
+			}
+		})
+	}
+}
+
+// checkInlineKey fails unless path's inline client key matches its
+// inline client certificate.
+func checkInlineKey(t *testing.T, path string) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := f.snapshot(t)
-	newCA := f.cert(t, "ca")
-	if newCA.Equal(oldCA) || after[f.l.Key("ca")] == before[f.l.Key("ca")] {
-		t.Fatal("the CA was not replaced")
-	}
-	for _, spec := range pki.Table {
-		if spec.KeyOnly {
-			continue
-		}
-		c := f.cert(t, spec.Name)
-		switch {
-		case spec.CA == "ca":
-			if err := verifies(c, newCA, spec.Usages[0], f.now); err != nil {
-				t.Errorf("%s: %v", spec.Name, err)
-			}
-			if after[f.l.Key(spec.Name)] != before[f.l.Key(spec.Name)] {
-				t.Errorf("%s.key changed; re-signing keeps leaf keys", spec.Name)
-			}
-		case spec.Name != "ca":
-			if after[f.l.Cert(spec.Name)] != before[f.l.Cert(spec.Name)] {
-				t.Errorf("%s.crt changed, but %s is not signed by ca", spec.Name, spec.CA)
-			}
-		}
-	}
-	// Every kubeconfig works with the new CA.
-	for _, spec := range pki.Table {
-		if spec.Kubeconfig == "" {
-			continue
-		}
-		ca, client, files := loadKubeconfigCerts(t, f.l.Credential(spec.Kubeconfig))
-		if spec.EmbedInKubeconfig {
-			if !ca.Equal(newCA) || !client.Equal(f.cert(t, spec.Name)) {
-				t.Errorf("%s: inline CA or certificate not updated", spec.Kubeconfig)
-			}
-		} else if files.CAFile != f.l.Cert("ca") || files.CertFile != f.l.Cert(spec.Name) {
-			t.Errorf("%s: files %+v", spec.Kubeconfig, files)
-		}
-	}
-	ca, client, _ := loadKubeconfigCerts(t, f.l.Credential("alice.config"))
-	if !ca.Equal(newCA) {
-		t.Error("alice.config: CA not updated")
-	}
-	if err := verifies(client, newCA, x509.ExtKeyUsageClientAuth, f.now); err != nil {
-		t.Errorf("alice.config: %v", err)
-	}
-	if client.Subject.String() != alice.Subject.String() || !client.PublicKey.(*ecdsa.PublicKey).Equal(alice.PublicKey) {
-		t.Errorf("alice.config: re-signed certificate changed identity or key: %s", client.Subject)
-	}
-	if !slices.Contains(res.Files, f.l.Credential("alice.config")) || !slices.Contains(res.Issued, "kubelet") || slices.Contains(res.Issued, "etcd-server") {
-		t.Errorf("result %v %v", res.Issued, res.Files)
+	if _, err := tls.X509KeyPair(cfg.CertData, cfg.KeyData); err != nil {
+		t.Errorf("%s: client key and certificate: %v", path, err)
 	}
 }
 
@@ -783,7 +853,7 @@ func TestRefreshCrashAtEveryPoint(t *testing.T) {
 		if _, err := f.m.RefreshCert(context.Background(), "server.crt"); err != nil {
 			t.Fatalf("op %d: the recovered set does not load: %v", n, err)
 		}
-		ca, client, _ := loadKubeconfigCerts(t, f.l.Credential("alice.config"))
+		ca, client, _ := loadKubeconfigCerts(t, f.l.UserKubeconfig("alice"))
 		if err := verifies(client, f.cert(t, "ca"), x509.ExtKeyUsageClientAuth, f.now); err != nil || !ca.Equal(f.cert(t, "ca")) {
 			t.Fatalf("op %d: alice.config not moved to the new CA: %v", n, err)
 		}
@@ -820,54 +890,5 @@ func copyTree(t *testing.T, src, dst string) {
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestRefreshEveryCA refreshes each CA of the table: exactly the leaves it
-// signs are re-signed, with their keys kept.
-func TestRefreshEveryCA(t *testing.T) {
-	for _, ca := range pki.Table {
-		if !ca.IsCA() {
-			continue
-		}
-		t.Run(ca.Name, func(t *testing.T) {
-			f := newFixture(t)
-			before := f.snapshot(t, f.l.CertsDir())
-			res, err := f.m.RefreshCert(context.Background(), ca.Name+".crt")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []string
-			for _, s := range pki.Table {
-				if s.Name == ca.Name || s.CA == ca.Name {
-					want = append(want, s.Name)
-				}
-			}
-			if !slices.Equal(res.Issued, want) {
-				t.Errorf("issued %v, want %v", res.Issued, want)
-			}
-			after := f.snapshot(t, f.l.CertsDir())
-			for _, s := range pki.Table {
-				crtSame := after[f.l.Cert(s.Name)] == before[f.l.Cert(s.Name)]
-				keySame := after[f.l.Key(s.Name)] == before[f.l.Key(s.Name)]
-				switch {
-				case s.Name == ca.Name:
-					if crtSame || keySame {
-						t.Errorf("%s: new CA needs a new certificate and key", s.Name)
-					}
-				case s.CA == ca.Name:
-					if crtSame || !keySame {
-						t.Errorf("%s: re-signing changes the certificate and keeps the key", s.Name)
-					}
-					if err := verifies(f.cert(t, s.Name), f.cert(t, ca.Name), x509.ExtKeyUsageAny, f.now); err != nil {
-						t.Errorf("%s: %v", s.Name, err)
-					}
-				default:
-					if !crtSame || !keySame {
-						t.Errorf("%s changed, but %s does not sign it", s.Name, ca.Name)
-					}
-				}
-			}
-		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/authwebhook"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/certrenew"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
@@ -60,6 +62,10 @@ type Report struct {
 	Adaptations []string
 	// DNS is the DNS addon's state.
 	DNS DNSState
+	// TokenFile is why the running auth webhook rejected
+	// credentials/known_tokens.csv (path:line): until it is fixed no token
+	// authenticates. nil when it is in use or could not be asked.
+	TokenFile error
 }
 
 // DNSState is the DNS addon: whether config/dns enables it and, on a
@@ -77,9 +83,10 @@ type NodeState struct {
 	Reason string
 }
 
-// Ready reports whether every service is healthy.
+// Ready reports whether every service is healthy and the token file is in
+// use.
 func (r *Report) Ready() bool {
-	if r.PID == 0 || len(r.Services) == 0 {
+	if r.PID == 0 || len(r.Services) == 0 || r.TokenFile != nil {
 		return false
 	}
 	for _, s := range r.Services {
@@ -107,6 +114,9 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 			st.Healthy = st.Err == nil
 		}
 		r.Services = append(r.Services, st)
+	}
+	if pid != 0 {
+		r.TokenFile = tokenFile(ctx, l)
 	}
 	store := pki.Store{Dir: l.CertsDir()}
 	for _, spec := range pki.Table {
@@ -138,6 +148,23 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 		}
 	}
 	return r, nil
+}
+
+// tokenFile asks the running auth webhook whether it rejected the token
+// file. Failing to ask is no answer: the services table shows why.
+func tokenFile(ctx context.Context, l datadir.Layout) error {
+	c, err := authwebhook.NodeClient(l)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := c.Loaded(ctx)
+	if err != nil || st.Err == "" {
+		return nil
+	}
+	return errors.New(st.Err)
 }
 
 func dnsState(ctx context.Context, l datadir.Layout, running bool) DNSState {

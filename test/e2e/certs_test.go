@@ -269,7 +269,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		}
 		server := n.servedAPICert()
 		near := server.NotAfter.Add(-10*24*time.Hour - time.Hour).UTC().Format(time.RFC3339)
-		cmd := n.command("refresh-certs", "--check")
+		cmd := n.command("--test-hooks", "refresh-certs", "--check")
 		cmd.Env = append(cmd.Env, "KUBESEED_TEST_NOW="+near)
 		got, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
@@ -285,7 +285,7 @@ func TestCertificatesOnALiveNode(t *testing.T) {
 		if !strings.Contains(string(got), "server.crt (10 days)") || !strings.Contains(string(got), "fewer than 30 days left") {
 			t.Errorf("--check output:\n%s", got)
 		}
-		cmd = n.command("refresh-certs", "--check", "--days", "5")
+		cmd = n.command("--test-hooks", "refresh-certs", "--check", "--days", "5")
 		cmd.Env = append(cmd.Env, "KUBESEED_TEST_NOW="+near)
 		if got, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("--check --days 5: %v\n%s", err, got)
@@ -409,11 +409,14 @@ func TestCARefresh(t *testing.T) {
 		out, err := n.inNetns(stockKubectl, "--kubeconfig", cfg, "--cache-dir", t.TempDir(), "get", "namespaces").CombinedOutput()
 		return string(out), err
 	}
+	// A user's kubeconfig, where add-user writes it, follows the CA.
+	n.mustKubeseed("add-user", "carol")
+	carol := n.path("credentials", "users", "carol.config")
 	n.stop()
 	before := hashTree(t, n.path("certs"), n.path("credentials"))
 
 	out := n.mustKubeseed("refresh-certs", "--cert", "ca.crt")
-	for _, want := range []string{"issued ca.crt", "issued server.crt", "issued admin.crt", "rewrote client.config", "kubeseed start"} {
+	for _, want := range []string{"issued ca.crt", "issued server.crt", "issued admin.crt", "rewrote client.config", "users/carol.config", "kubeseed start"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("refresh-certs --cert ca.crt output lacks %q:\n%s", want, out)
 		}
@@ -424,6 +427,9 @@ func TestCARefresh(t *testing.T) {
 	}
 	if out, err := kubectlWith(oldCfg); err == nil {
 		t.Errorf("a client.config from before the CA refresh still works:\n%s", out)
+	}
+	if out, err := kubectlWith(carol); err != nil {
+		t.Errorf("%s after the CA refresh: %v\n%s", carol, err, out)
 	}
 	n.stop()
 
@@ -562,7 +568,7 @@ func TestRefreshKilledAtEveryPoint(t *testing.T) {
 		// Offline copies: refresh-certs of a stopped node opens no socket.
 		n := newHostNode(t, 0)
 		copyDataDir(t, base, n)
-		cmd := n.command("refresh-certs", "--cert", "ca.crt")
+		cmd := n.command("--test-hooks", "refresh-certs", "--cert", "ca.crt")
 		cmd.Env = append(cmd.Env, "KUBESEED_FAULT_AFTER_WRITES="+strconv.Itoa(k))
 		out, err := cmd.CombinedOutput()
 		if err == nil {

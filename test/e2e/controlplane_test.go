@@ -106,9 +106,17 @@ func TestControlPlane(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Fatalf("kubeseed config lacks %q:\n%s", want, out)
 		}
-		cfgPath := filepath.Join(t.TempDir(), "config")
-		if err := os.WriteFile(cfgPath, []byte(out), 0o600); err != nil {
-			t.Fatal(err)
+		// --output writes the same kubeconfig, private (it holds the admin's key).
+		cfgPath := filepath.Join(t.TempDir(), ".kube", "config")
+		n.mustKubeseed("config", "--output", cfgPath)
+		if data, err := os.ReadFile(cfgPath); err != nil || string(data) != out {
+			t.Errorf("config --output %s (%v) differs from the printed kubeconfig", cfgPath, err)
+		}
+		if st, err := os.Stat(cfgPath); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("config --output %s: %v, want mode 0600", cfgPath, err)
+		}
+		if out, err := n.kubeseed("config", "--output", filepath.Dir(cfgPath)); err == nil || !strings.Contains(out, filepath.Dir(cfgPath)+" is a directory") {
+			t.Errorf("config --output DIR: %v\n%s", err, out)
 		}
 		// The apiserver advertises the default-route IP.
 		ep, err := n.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=kubernetes", "-o", "jsonpath={.items[0].endpoints[0].addresses[0]}")
