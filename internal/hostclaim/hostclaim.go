@@ -42,13 +42,34 @@ type Set struct {
 	files []*os.File
 }
 
-// Release gives up every claim of the set.
+// Release gives up every claim of the set and removes its files. A file is
+// unlinked while still locked, so a concurrent Acquire either loses to us
+// or sees the path gone and makes a new file (see lockFile).
 func (s *Set) Release() {
 	for _, f := range s.files {
-		_ = f.Truncate(0)
+		_ = os.Remove(f.Name())
 		f.Close()
 	}
 	s.files = nil
+}
+
+// lockFile opens and locks the claim file at p. If the file was removed
+// between our open and our lock, the lock guards nothing: open again.
+func lockFile(p string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open claim %s: %w", p, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return f, err
+		}
+		var held, now syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) == nil && syscall.Stat(p, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+			return f, nil
+		}
+		f.Close()
+	}
 }
 
 // path is the claim's file: a digest of kind and key, so any key (a path,
@@ -67,12 +88,12 @@ func Acquire(dir, dataDir string, claims []Claim) (*Set, error) {
 	s := &Set{}
 	for _, c := range claims {
 		p := path(dir, c)
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
+		f, err := lockFile(p)
+		if f == nil {
 			s.Release()
-			return nil, fmt.Errorf("open claim %s: %w", p, err)
+			return nil, err
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if err != nil {
 			h, _ := readHolder(f)
 			f.Close()
 			s.Release()

@@ -41,6 +41,9 @@ func TestAcquireIsExclusiveAndAllOrNothing(t *testing.T) {
 			t.Errorf("%v still held after Release", c)
 		}
 	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("Release left %d claim files", len(left))
+	}
 	set2, err := Acquire(dir, "/data/b", b)
 	if err != nil {
 		t.Fatalf("Acquire after Release: %v", err)
