@@ -40,7 +40,7 @@ var netnsSeq atomic.Int32
 // newNetns creates the next namespace. Its deletion is registered for an
 // interrupt too; callers delete it with ns.del once its node is reset.
 func newNetns() (*netns, error) {
-	i := int(netnsSeq.Add(1))%250 + 1
+	i := int(netnsSeq.Add(1)-1)%250 + 1
 	ns := &netns{
 		name:    fmt.Sprintf("ks-bench-%d", i),
 		hostIf:  fmt.Sprintf("veth-kb%d", i),
