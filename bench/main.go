@@ -1,6 +1,10 @@
 // Command bench measures kubeseed's start-up time and memory on this
 // machine and writes a Markdown table (default docs/benchmarks.md).
 //
+// Every benchmark node runs in a network namespace of its own (see
+// netns.go), as root, so a node the user runs on the host neither refuses
+// nor meets it.
+//
 //	KUBESEED_BIN=bin/kubeseed go run ./bench [-runs 5] [-out docs/benchmarks.md]
 package main
 
@@ -12,7 +16,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -20,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,29 +40,31 @@ const apiPort = 16443
 func main() {
 	runs := flag.Int("runs", 5, "runs per measurement; the median is reported")
 	out := flag.String("out", "docs/benchmarks.md", "Markdown file to write")
-	offset := flag.Int("port-offset", 15000, "port offset for the benchmark node")
+	offset := flag.Int("port-offset", 0, "port offset for the benchmark nodes (each runs in a network namespace of its own, so the default ports are free)")
 	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and print its rows (the file is not written)")
 	flag.Parse()
 	bin := os.Getenv("KUBESEED_BIN")
 	if bin == "" {
 		bin = "bin/kubeseed"
 	}
+	handleInterrupts()
 	if *onlyDNS {
 		d, err := measureDNS(bin, *offset)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+			exit(1)
 		}
 		for _, r := range dnsRows(d) {
 			fmt.Printf("| %s | %s | %s |\n", r[0], r[1], r[2])
 		}
 		fmt.Printf("1-minute load average %s\n", loadAvg())
-		return
+		exit(0)
 	}
 	if err := run(bin, *runs, *offset, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		exit(1)
 	}
+	exit(0)
 }
 
 type sample struct {
@@ -74,20 +78,30 @@ type sample struct {
 func run(bin string, runs, offset int, out string) error {
 	var cold, warm []sample
 	for i := 0; i < runs; i++ {
-		dir, err := os.MkdirTemp("", "kubeseed-bench-")
+		// One namespace for both starts: the warm one finds the
+		// certificates naming the node's address unchanged.
+		ns, err := newNetns()
 		if err != nil {
 			return err
 		}
-		s, err := measure(bin, dir, offset)
+		dir, err := os.MkdirTemp("", "kubeseed-bench-")
 		if err != nil {
-			resetNode(bin, filepath.Join(dir, "data"))
+			ns.del()
+			return err
+		}
+		cleanup := onInterrupt(func() {
+			resetNode(ns, bin, filepath.Join(dir, "data"))
 			os.RemoveAll(dir)
+			ns.del()
+		})
+		s, err := measure(bin, ns, dir, offset)
+		if err != nil {
+			cleanup()
 			return fmt.Errorf("cold run %d: %w", i+1, err)
 		}
 		cold = append(cold, s)
-		s, err = measure(bin, dir, offset)
-		resetNode(bin, filepath.Join(dir, "data"))
-		os.RemoveAll(dir)
+		s, err = measure(bin, ns, dir, offset)
+		cleanup()
 		if err != nil {
 			return fmt.Errorf("warm run %d: %w", i+1, err)
 		}
@@ -137,32 +151,25 @@ func run(bin string, runs, offset int, out string) error {
 	return os.WriteFile(out, []byte(b.String()), 0o644)
 }
 
-// measure starts a node on dir, times it to /readyz, samples RSS and stops it.
-func measure(bin, dir string, offset int) (sample, error) {
+// measure starts a node on dir in ns, times it to /readyz, samples RSS and
+// stops it.
+func measure(bin string, ns *netns, dir string, offset int) (sample, error) {
 	logf, err := os.Create(filepath.Join(os.TempDir(), "kubeseed-bench.log"))
 	if err != nil {
 		return sample{}, err
 	}
 	defer logf.Close()
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "start")
-	cmd.Env = append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
+	env := nodeEnv(data, offset)
+	// nsenter execs kubeseed in place: cmd.Process.Pid is kubeseed's.
+	cmd := ns.command(bin, "start")
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
 		return sample{}, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	defer onInterrupt(func() { stopProcess(cmd) })()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", apiPort+offset)
@@ -170,14 +177,16 @@ func measure(bin, dir string, offset int) (sample, error) {
 		if ctx.Err() != nil {
 			return sample{}, fmt.Errorf("not ready in 3m; see %s", logf.Name())
 		}
-		if ready(filepath.Join(data, "certs", "ca.crt"), url) {
+		if ready(ns, filepath.Join(data, "certs", "ca.crt"), url) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	s := sample{ready: time.Since(begin)}
 	// Every service healthy and the Node Ready: the node can run pods.
-	if err := exec.Command(bin, "--data-dir", data, "status", "--wait-ready", "--timeout", "2m").Run(); err != nil {
+	status := ns.command(bin, "--data-dir", data, "status", "--wait-ready", "--timeout", "2m")
+	status.Env = env
+	if err := status.Run(); err != nil {
 		return sample{}, fmt.Errorf("status --wait-ready: %w", err)
 	}
 	s.nodeReady = time.Since(begin)
@@ -203,7 +212,7 @@ func measureRefresh(bin string, offset, runs int) ([]sample, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", apiPort+offset)
 	var out []sample
 	for i := 0; i < runs; i++ {
-		before, err := servedSerial(filepath.Join(data, "certs", "ca.crt"), addr)
+		before, err := servedSerial(n.ns, filepath.Join(data, "certs", "ca.crt"), addr)
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +221,7 @@ func measureRefresh(bin string, offset, runs int) ([]sample, error) {
 			return nil, err
 		}
 		for {
-			s, err := servedSerial(filepath.Join(data, "certs", "ca.crt"), addr)
+			s, err := servedSerial(n.ns, filepath.Join(data, "certs", "ca.crt"), addr)
 			if err == nil && s != before {
 				break
 			}
@@ -226,14 +235,16 @@ func measureRefresh(bin string, offset, runs int) ([]sample, error) {
 	return out, nil
 }
 
-func servedSerial(caFile, addr string) (string, error) {
+// servedSerial is the serial number of the certificate served on addr in
+// the namespace.
+func servedSerial(ns *netns, caFile, addr string) (string, error) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return "", err
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+	conn, err := ns.tlsDial(addr, &tls.Config{RootCAs: pool})
 	if err != nil {
 		return "", err
 	}
@@ -241,14 +252,15 @@ func servedSerial(caFile, addr string) (string, error) {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
 }
 
-func ready(caFile, url string) bool {
+// ready says whether url, in the namespace, answers 200 OK.
+func ready(ns *netns, caFile, url string) bool {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return false
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DialContext: ns.dialContext}}
 	resp, err := c.Get(url)
 	if err != nil {
 		return false
@@ -379,6 +391,7 @@ func measurePods(bin string, offset, n, rounds int) ([]podLatency, error) {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 200, 200 // the benchmark client must not be the bottleneck
+	cfg.Dial = node.ns.dialContext
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -471,9 +484,4 @@ func busyboxArchive(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "busybox.tar")
 	return path, os.WriteFile(path, archive, 0o644)
-}
-
-// resetNode removes what a stopped benchmark node left on the host.
-func resetNode(bin, data string) {
-	_ = exec.Command(bin, "--data-dir", data, "reset", "--yes").Run()
 }

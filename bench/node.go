@@ -8,38 +8,58 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
-// benchNode is a kubeseed node on a fresh temp data dir, started for one
-// measurement and reset afterwards, so no run leaves cgroups, rules or
-// interfaces behind.
+// benchNode is a kubeseed node on a fresh temp data dir in a network
+// namespace of its own, started for one measurement and reset afterwards,
+// so no run leaves cgroups, rules, interfaces or namespaces behind.
 type benchNode struct {
 	bin, dir, data string
+	ns             *netns
 	env            []string
 	cmd            *exec.Cmd
 	log            *os.File
+	// stop ends the node, resets it, removes its data dir and deletes its
+	// namespace, once; an interrupt runs it too.
+	stop func()
 }
 
-// startNode runs `kubeseed start` in the background, logging to logName in
-// the temp dir, and waits until `status --wait-ready` passes.
+// startNode runs `kubeseed start` in the background in a new network
+// namespace, logging to logName in the temp dir, and waits until
+// `status --wait-ready` passes.
 func startNode(bin string, offset int, logName string) (*benchNode, error) {
-	dir, err := os.MkdirTemp("", "ksb-")
+	ns, err := newNetns()
 	if err != nil {
 		return nil, err
 	}
-	n := &benchNode{bin: bin, dir: dir, data: filepath.Join(dir, "data")}
-	n.env = append(os.Environ(), "KUBESEED_DATA_DIR="+n.data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
-	if n.log, err = os.Create(filepath.Join(os.TempDir(), logName)); err != nil {
-		os.RemoveAll(dir)
+	dir, err := os.MkdirTemp("", "ksb-")
+	if err != nil {
+		ns.del()
 		return nil, err
 	}
-	n.cmd = exec.Command(bin, "start")
+	n := &benchNode{bin: bin, dir: dir, data: filepath.Join(dir, "data"), ns: ns}
+	n.env = nodeEnv(n.data, offset)
+	if n.log, err = os.Create(filepath.Join(os.TempDir(), logName)); err != nil {
+		os.RemoveAll(dir)
+		ns.del()
+		return nil, err
+	}
+	n.cmd = ns.command(bin, "start")
 	n.cmd.Env, n.cmd.Stdout, n.cmd.Stderr = n.env, n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		n.log.Close()
 		os.RemoveAll(dir)
+		ns.del()
 		return nil, err
 	}
+	n.stop = onInterrupt(func() {
+		stopProcess(n.cmd)
+		resetNode(ns, bin, n.data)
+		n.log.Close()
+		os.RemoveAll(n.dir)
+		ns.del()
+	})
 	if _, err := n.run("", "status", "--wait-ready", "--timeout", "3m"); err != nil {
 		n.stop()
 		return nil, fmt.Errorf("node not ready (log: %s): %w", n.log.Name(), err)
@@ -47,9 +67,13 @@ func startNode(bin string, offset int, logName string) (*benchNode, error) {
 	return n, nil
 }
 
-// run runs a kubeseed command against the node.
+func nodeEnv(data string, offset int) []string {
+	return append(os.Environ(), "KUBESEED_DATA_DIR="+data, "KUBESEED_PORT_OFFSET="+strconv.Itoa(offset))
+}
+
+// run runs a kubeseed command against the node, in its namespace.
 func (n *benchNode) run(stdin string, args ...string) (string, error) {
-	c := exec.Command(n.bin, args...)
+	c := n.ns.command(n.bin, args...)
 	c.Env, c.Stdin = n.env, strings.NewReader(stdin)
 	out, err := c.CombinedOutput()
 	if err != nil {
@@ -58,11 +82,22 @@ func (n *benchNode) run(stdin string, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// stop ends the node, resets it and removes its data dir.
-func (n *benchNode) stop() {
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	_ = n.cmd.Wait()
-	resetNode(n.bin, n.data)
-	n.log.Close()
-	os.RemoveAll(n.dir)
+// stopProcess ends `kubeseed start` with SIGTERM, and kills it after a
+// minute.
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// resetNode removes what a stopped benchmark node left on the host, from
+// inside its namespace.
+func resetNode(ns *netns, bin, data string) {
+	_ = ns.command(bin, "--data-dir", data, "reset", "--yes").Run()
 }
