@@ -57,17 +57,30 @@ func ParseArgs(f *args.File, vars map[string]string) (*embed.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// etcd keeps URL lists in flag values and copies them to the config
-	// after parsing, as etcdmain does.
+	// etcd keeps lists in flag values and copies them to the config after
+	// parsing, as etcdmain does; every one it copies is copied here, or the
+	// args file would be silently ignored (--cipher-suites was).
 	cfg.ListenPeerUrls = flags.UniqueURLsFromFlag(fs, "listen-peer-urls")
 	cfg.AdvertisePeerUrls = flags.UniqueURLsFromFlag(fs, "initial-advertise-peer-urls")
 	cfg.ListenClientUrls = flags.UniqueURLsFromFlag(fs, "listen-client-urls")
+	cfg.ListenClientHttpUrls = flags.UniqueURLsFromFlag(fs, "listen-client-http-urls")
 	cfg.AdvertiseClientUrls = flags.UniqueURLsFromFlag(fs, "advertise-client-urls")
 	cfg.ListenMetricsUrls = flags.UniqueURLsFromFlag(fs, "listen-metrics-urls")
+	cfg.DiscoveryCfg.Endpoints = flags.UniqueStringsFromFlag(fs, "discovery-endpoints")
+	cfg.CORS = flags.UniqueURLsMapFromFlag(fs, "cors")
+	cfg.HostWhitelist = flags.UniqueStringsMapFromFlag(fs, "host-whitelist")
+	cfg.ClientTLSInfo.AllowedHostnames = flags.StringsFromFlag(fs, "client-cert-allowed-hostname")
+	cfg.PeerTLSInfo.AllowedCNs = flags.StringsFromFlag(fs, "peer-cert-allowed-cn")
+	cfg.PeerTLSInfo.AllowedHostnames = flags.StringsFromFlag(fs, "peer-cert-allowed-hostname")
+	cfg.CipherSuites = flags.StringsFromFlag(fs, "cipher-suites")
+	cfg.MaxConcurrentStreams = flags.Uint32FromFlag(fs, "max-concurrent-streams")
 	cfg.ClusterState = clusterState.String()
 	fs.Visit(func(fl *flag.Flag) { cfg.FlagsExplicitlySet[fl.Name] = true })
 	cfg.Logger = "zap"
 	cfg.LogOutputs = []string{"stderr"}
+	if cfg.FlagsExplicitlySet["log-outputs"] {
+		cfg.LogOutputs = flags.UniqueStringsFromFlag(fs, "log-outputs")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"net"
 	"os"
 	"os/exec"
@@ -253,6 +254,38 @@ func TestDefaultPorts(t *testing.T) {
 			conn.Close()
 		}
 	}
+	t.Run("every TLS listener: TLS 1.2 or later, AEAD suites only", func(t *testing.T) {
+		for _, c := range []struct{ service, ca, client string }{
+			{"kube-apiserver", "ca", ""}, {"kube-controller-manager", "ca", ""}, {"kube-scheduler", "ca", ""},
+			{"kubelet", "ca", ""}, {"etcd", "etcd-ca", "apiserver-etcd-client"}, {"etcd-peer", "etcd-ca", "etcd-peer"},
+			{"auth-webhook", "ca", "apiserver-auth-webhook-client"},
+		} {
+			addr := "127.0.0.1:" + strconv.Itoa(n.port(c.service))
+			dial := func(min, max uint16, suites []uint16) error {
+				cfg := n.tlsConfig(c.ca, c.client)
+				cfg.InsecureSkipVerify = true // the protocol is under test here, not the chain
+				cfg.MinVersion, cfg.MaxVersion, cfg.CipherSuites = min, max, suites
+				conn, err := n.tlsDial(addr, cfg)
+				if err == nil {
+					conn.Close()
+				}
+				return err
+			}
+			if err := dial(tls.VersionTLS10, tls.VersionTLS11, nil); err == nil {
+				t.Errorf("%s accepts TLS 1.1", c.service)
+			}
+			cbc := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
+			if err := dial(tls.VersionTLS12, tls.VersionTLS12, cbc); err == nil {
+				t.Errorf("%s accepts a CBC suite", c.service)
+			}
+			if err := dial(tls.VersionTLS12, tls.VersionTLS12, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}); err != nil {
+				t.Errorf("%s refuses TLS 1.2 with AES-GCM: %v", c.service, err)
+			}
+			if err := dial(tls.VersionTLS13, tls.VersionTLS13, nil); err != nil {
+				t.Errorf("%s refuses TLS 1.3: %v", c.service, err)
+			}
+		}
+	})
 	n.stop()
 
 	// Upstream's way to turn the kubelet's optional ports off.
