@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/tlsutil"
 )
 
 // Paths served.
@@ -67,7 +68,7 @@ type Server struct {
 
 // New loads the certificates and returns a server for store.
 func New(cfg Config, store *Store) (*Server, error) {
-	cert, err := newServingCert(cfg.CertFile, cfg.KeyFile)
+	cert, err := tlsutil.NewServingCert(cfg.CertFile, cfg.KeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +87,9 @@ func New(cfg Config, store *Store) (*Server, error) {
 	s := &Server{cfg: cfg, store: store}
 	s.tls = &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		CipherSuites: cipherSuites(defaults.TLSCipherSuites),
+		CipherSuites: tlsutil.CipherSuites(defaults.TLSCipherSuites),
 		// Re-read on change: certificate renewal replaces the .crt live.
-		GetCertificate: cert.getCertificate,
+		GetCertificate: cert.GetCertificate,
 		ClientAuth:     tls.RequireAndVerifyClientCert,
 		ClientCAs:      pool,
 		// Every holder of a cluster-CA client certificate (each add-user
@@ -221,16 +222,4 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(&resp)
-}
-
-// cipherSuites maps IANA suite names to Go's IDs; unknown names (none in
-// kubeseed's list) are left out.
-func cipherSuites(names []string) []uint16 {
-	var ids []uint16
-	for _, c := range tls.CipherSuites() {
-		if slices.Contains(names, c.Name) {
-			ids = append(ids, c.ID)
-		}
-	}
-	return ids
 }

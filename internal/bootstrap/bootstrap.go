@@ -17,6 +17,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authwebhook"
 	"github.com/kubeseed/kubeseed/internal/authz"
+	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -53,6 +54,11 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	log := klog.FromContext(ctx)
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if st, err := cluster.Load(l); err != nil {
+		return nil, err
+	} else if st.Role == cluster.Worker {
+		return prepareWorker(l)
 	}
 	res := &Result{}
 	exists, err := fsutil.Exists(l.CertsDir())
@@ -114,7 +120,11 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	tlsMigs, err := planTLSMigrations(l)
+	flagMigs, err := planFlagMigrations(l)
+	if err != nil {
+		return nil, err
+	}
+	cniMig, err := planCNIMigration(l)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +147,7 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if err := kubeletMig.apply(ctx, res); err != nil {
 		return nil, err
 	}
-	for _, m := range tlsMigs {
+	for _, m := range flagMigs {
 		if err := m.apply(ctx, l, res); err != nil {
 			return nil, err
 		}
@@ -148,9 +158,15 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 		}
 	}
 	for path, data := range defaults.ConfigFiles(l, o.PortOffset) {
+		if path == l.Args(defaults.CNITemplateFile) && cniMig != nil && cniMig.static {
+			continue
+		}
 		if err := create(res, path, data, 0o644); err != nil {
 			return nil, err
 		}
+	}
+	if err := cniMig.apply(ctx, l, res); err != nil {
+		return nil, err
 	}
 	if err := startAuthorizationChain(ctx, l); err != nil {
 		return nil, err

@@ -469,3 +469,112 @@ func slicesContainsIP(ips []net.IP, want string) bool {
 	}
 	return false
 }
+
+// olderNode turns a prepared data dir back into one an older kubeseed
+// made: a static CNI config over the whole cluster range, and single-node
+// controller manager and scheduler flags.
+func olderNode(t *testing.T, l datadir.Layout) {
+	t.Helper()
+	ctr, err := os.ReadFile(l.Args("containerd-template.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLines := `conf_dir = "${DATA_DIR}/run/cni-network"` + "\n      " + `conf_template = "${DATA_DIR}/args/cni-network.template"`
+	if !strings.Contains(string(ctr), newLines) {
+		t.Fatalf("containerd template lacks the CNI template lines:\n%s", ctr)
+	}
+	ctr = []byte(strings.Replace(string(ctr), newLines, `conf_dir = "${DATA_DIR}/args/cni-network"`, 1))
+	must(t, os.WriteFile(l.Args("containerd-template.toml"), ctr, 0o644))
+	must(t, os.Remove(l.Args("cni-network.template")))
+	must(t, os.MkdirAll(l.Args("cni-network"), 0o755))
+	must(t, os.WriteFile(filepath.Join(l.Args("cni-network"), "10-kubeseed.conflist"), legacyCNIConfig(l), 0o644))
+	for _, c := range []string{"kube-controller-manager", "kube-scheduler"} {
+		f, err := args.Load(l.Args(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Remove("allocate-node-cidrs")
+		f.Remove("node-cidr-mask-size")
+		f.Set("leader-elect", "false")
+		must(t, os.WriteFile(f.Path, f.Bytes(), 0o644))
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOlderPodNetworkIsMigrated(t *testing.T) {
+	cases := []struct {
+		name     string
+		edit     func(l datadir.Layout)
+		migrated bool
+		notice   string
+	}{
+		{name: "default static config", migrated: true, notice: "migrated the pod network"},
+		{name: "edited static config is kept", edit: func(l datadir.Layout) {
+			p := filepath.Join(l.Args("cni-network"), "10-kubeseed.conflist")
+			data, _ := os.ReadFile(p)
+			must(t, os.WriteFile(p, []byte(strings.Replace(string(data), `"hairpinMode": true`, `"hairpinMode": false`, 1)), 0o644))
+		}, notice: "10-kubeseed.conflist was edited"},
+		{name: "edited containerd template is kept", edit: func(l datadir.Layout) {
+			p := l.Args("containerd-template.toml")
+			data, _ := os.ReadFile(p)
+			must(t, os.WriteFile(p, []byte(strings.Replace(string(data), `conf_dir = "${DATA_DIR}/args/cni-network"`, `conf_dir = "/etc/cni/net.d"`, 1)), 0o644))
+		}, notice: "does not have the CNI line"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := prepared(t)
+			olderNode(t, l)
+			if c.edit != nil {
+				c.edit(l)
+			}
+			ctrBefore, _ := os.ReadFile(l.Args("containerd-template.toml"))
+			res, err := Prepare(context.Background(), l, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(strings.Join(res.Notices, "\n"), c.notice) {
+				t.Errorf("notices %q lack %q", res.Notices, c.notice)
+			}
+			_, legacyErr := os.Stat(l.Args("cni-network"))
+			_, tmplErr := os.Stat(l.Args("cni-network.template"))
+			ctr, _ := os.ReadFile(l.Args("containerd-template.toml"))
+			if c.migrated {
+				if !os.IsNotExist(legacyErr) || tmplErr != nil || !strings.Contains(string(ctr), "conf_template") {
+					t.Errorf("not migrated: legacy dir %v, template %v, containerd template:\n%s", legacyErr, tmplErr, ctr)
+				}
+			} else if legacyErr != nil || !os.IsNotExist(tmplErr) || string(ctr) != string(ctrBefore) {
+				t.Errorf("the user's static network was touched: legacy dir %v, template %v", legacyErr, tmplErr)
+			}
+			for c, want := range map[string]map[string]string{
+				"kube-controller-manager": {"allocate-node-cidrs": "true", "node-cidr-mask-size": "24", "leader-elect": "true"},
+				"kube-scheduler":          {"leader-elect": "true"},
+			} {
+				f, err := args.Load(l.Args(c))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range want {
+					if got, _ := f.Get(k); got != v {
+						t.Errorf("args/%s --%s=%q, want %q", c, k, got, v)
+					}
+				}
+			}
+			// A second start changes nothing more.
+			res, err = Prepare(context.Background(), l, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range res.Notices {
+				if strings.Contains(n, "migrated") {
+					t.Errorf("second start migrated again: %q", n)
+				}
+			}
+		})
+	}
+}

@@ -1,9 +1,11 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"k8s.io/klog/v2"
@@ -103,10 +105,12 @@ func addMissing(f *args.File, flags [][2]string) []string {
 	return added
 }
 
-// planTLSMigrations gives older args files of the controller-manager, the
-// scheduler and etcd the TLS flags they lack (the apiserver's are in
-// planArgsMigration, which owns that file).
-func planTLSMigrations(l datadir.Layout) ([]*argsMigration, error) {
+// planFlagMigrations gives older args files of the controller-manager,
+// the scheduler and etcd the TLS and cluster flags they lack (the
+// apiserver's are in planArgsMigration, which owns that file). An older
+// kubeseed wrote --leader-elect=false for a single node; clustering needs
+// it on.
+func planFlagMigrations(l datadir.Layout) ([]*argsMigration, error) {
 	var out []*argsMigration
 	for _, c := range []string{defaults.ControllerManagerComponent, defaults.SchedulerComponent, defaults.EtcdComponent} {
 		f, err := loadIfExists(l.Args(c))
@@ -116,7 +120,13 @@ func planTLSMigrations(l datadir.Layout) ([]*argsMigration, error) {
 		if f == nil {
 			continue
 		}
-		if changes := addMissing(f, defaults.TLSFlags(c)); len(changes) > 0 {
+		var changes []string
+		if v, ok := f.Get("leader-elect"); ok && v == "false" && len(defaults.ClusterFlags(c)) > 0 {
+			f.Set("leader-elect", "true")
+			changes = append(changes, "--leader-elect=false (an older kubeseed's single-node default) is now true, as clustering needs")
+		}
+		changes = append(changes, addMissing(f, append(defaults.ClusterFlags(c), defaults.TLSFlags(c)...))...)
+		if len(changes) > 0 {
 			out = append(out, &argsMigration{file: f, changes: changes})
 		}
 	}
@@ -297,5 +307,105 @@ func (m *passwordMigration) apply(ctx context.Context, l datadir.Layout, res *Re
 	res.Notices = append(res.Notices, fmt.Sprintf(
 		"migrated %d user(s) (%s) from %s to new tokens in %s (kube-apiserver removed password authentication in v1.19); the old file is now %s%s: delete it once clients use their tokens",
 		len(names), strings.Join(names, ", "), m.path, l.TokenFile(), m.path, MigratedSuffix))
+	return nil
+}
+
+// legacyContainerdCNILine is the CNI line of an older containerd template,
+// which pointed containerd at a static config for the whole cluster range.
+const legacyContainerdCNILine = `conf_dir = "${DATA_DIR}/args/` + defaults.LegacyCNIConfDir + `"`
+
+// legacyCNIFile is the static config an older kubeseed wrote.
+const legacyCNIFile = "10-kubeseed.conflist"
+
+// legacyCNIConfig is that config as an older kubeseed wrote it.
+func legacyCNIConfig(l datadir.Layout) []byte {
+	names := defaults.HostNamesFor(l)
+	return []byte(fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": "%s",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "%s",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "%s",
+        "ranges": [[{"subnet": "%s"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
+`, names.Network, names.Bridge, filepath.Join(l.VarDir(), "cni", "networks"), defaults.ClusterCIDR))
+}
+
+// cniMigration moves an older data dir from one static CNI config over the
+// whole cluster range to a template over the node's own range, which
+// nodes of a cluster need. An edited static config is the user's: it is
+// kept, and so is the containerd template that points at it.
+type cniMigration struct {
+	containerd []byte // the containerd template to write, or nil
+	legacyDir  string // removed once the template is in place
+	static     bool   // the user's static config stays; no template is made
+	warning    string
+}
+
+func planCNIMigration(l datadir.Layout) (*cniMigration, error) {
+	if ok, err := fsutil.Exists(l.Args(defaults.CNITemplateFile)); err != nil || ok {
+		return nil, err
+	}
+	ctrPath := l.Args(defaults.ContainerdConfigTemplate)
+	ctr, err := os.ReadFile(ctrPath)
+	if os.IsNotExist(err) {
+		return nil, nil // a new node
+	}
+	if err != nil {
+		return nil, err
+	}
+	legacyDir := l.Args(defaults.LegacyCNIConfDir)
+	conf, err := os.ReadFile(filepath.Join(legacyDir, legacyCNIFile))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	keep := func(why string) *cniMigration {
+		return &cniMigration{static: true, warning: fmt.Sprintf("WARNING: %s, so this node keeps a static pod network over the whole cluster range; a cluster needs each node's own range: see %s in a new data dir (README, Pod network)", why, defaults.CNITemplateFile)}
+	}
+	switch {
+	case bytes.Count(ctr, []byte(legacyContainerdCNILine)) != 1:
+		return keep(fmt.Sprintf("%s does not have the CNI line an older kubeseed wrote (%s)", ctrPath, legacyContainerdCNILine)), nil
+	case conf == nil:
+		return keep(fmt.Sprintf("%s has no %s", legacyDir, legacyCNIFile)), nil
+	case !bytes.Equal(conf, legacyCNIConfig(l)):
+		return keep(fmt.Sprintf("%s was edited", filepath.Join(legacyDir, legacyCNIFile))), nil
+	}
+	newLine := `conf_dir = "${DATA_DIR}/run/` + defaults.CNIConfDir + `"` + "\n      " +
+		`conf_template = "${DATA_DIR}/args/` + defaults.CNITemplateFile + `"`
+	return &cniMigration{containerd: bytes.Replace(ctr, []byte(legacyContainerdCNILine), []byte(newLine), 1), legacyDir: legacyDir}, nil
+}
+
+// apply runs after the template has been created.
+func (m *cniMigration) apply(ctx context.Context, l datadir.Layout, res *Result) error {
+	if m == nil {
+		return nil
+	}
+	if m.static {
+		klog.FromContext(ctx).Info(m.warning)
+		res.Notices = append(res.Notices, m.warning)
+		return nil
+	}
+	path := l.Args(defaults.ContainerdConfigTemplate)
+	if err := fsutil.WriteFileAtomic(path, m.containerd, 0o644); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(m.legacyDir); err != nil {
+		return fmt.Errorf("remove the old CNI config: %w", err)
+	}
+	msg := fmt.Sprintf("migrated the pod network to this node's own range: %s replaces %s, and %s renders it", l.Args(defaults.CNITemplateFile), m.legacyDir, path)
+	klog.FromContext(ctx).Info("Migrated the pod network of an older kubeseed", "template", l.Args(defaults.CNITemplateFile), "removed", m.legacyDir, "containerdTemplate", path)
+	res.Notices = append(res.Notices, msg)
 	return nil
 }

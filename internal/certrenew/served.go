@@ -56,7 +56,11 @@ func WaitServed(ctx context.Context, l datadir.Layout, before, after map[string]
 		name string
 	}
 	var pending []waiting
-	for _, s := range services.Served() {
+	served, err := services.ServedIn(l)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range served {
 		if !s.TLS {
 			continue
 		}

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"strings"
 
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	cmfeatures "k8s.io/controller-manager/pkg/features"
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
+	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
@@ -16,18 +19,42 @@ import (
 
 // ControllerManager runs kube-controller-manager in-process.
 //
-// Upstream exits the process when the controller manager's context ends or
-// it loses its leader lease, so it is not stopped on its own: it stops with
-// the process, after the apiserver and etcd have shut down cleanly.
+// With leader election, upstream exits the process when the controller
+// manager's context ends or its lease is lost, unless the gate
+// ControllerManagerReleaseLeaderElectionLockOnExit is on; kubeseed turns
+// it on (unless args/kube-apiserver sets it), so Stop hands the lease on at
+// once and the next start, here or on another control plane, need not wait
+// for it to expire. With the gate off it stops with the process.
 type ControllerManager struct {
 	layout datadir.Layout
 	opts   *cmoptions.KubeControllerManagerOptions
 	exited chan error
+	done   chan struct{}
+	cancel context.CancelFunc
 }
 
 // NewControllerManager returns the component; it reads its args file at Init.
 func NewControllerManager(l datadir.Layout) *ControllerManager {
-	return &ControllerManager{layout: l, exited: make(chan error, 1)}
+	return &ControllerManager{layout: l, exited: make(chan error, 1), done: make(chan struct{})}
+}
+
+// releaseLockGate is the upstream gate that makes a cancelled controller
+// manager release its lease instead of exiting the process.
+var releaseLockGate = cmfeatures.ControllerManagerReleaseLeaderElectionLockOnExit
+
+// enableReleaseLock turns releaseLockGate on unless the user's gates in
+// args/kube-apiserver name it, and reports whether it is on.
+func (c *ControllerManager) enableReleaseLock() (bool, error) {
+	f, err := args.Load(c.layout.Args(defaults.APIServerComponent))
+	if err != nil {
+		return false, err
+	}
+	if gates, _ := f.Get("feature-gates"); !strings.Contains(gates, string(releaseLockGate)) {
+		if err := utilfeature.DefaultMutableFeatureGate.SetFromMap(map[string]bool{string(releaseLockGate): true}); err != nil {
+			return false, fmt.Errorf("enable %s: %w", releaseLockGate, err)
+		}
+	}
+	return utilfeature.DefaultFeatureGate.Enabled(releaseLockGate), nil
 }
 
 func (c *ControllerManager) Name() string         { return defaults.ControllerManagerComponent }
@@ -52,19 +79,34 @@ func (c *ControllerManager) Init(ctx context.Context) error {
 
 // Start builds the config (which binds the secure port) and runs.
 func (c *ControllerManager) Start(ctx context.Context) error {
-	runCtx := context.WithoutCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := c.opts.ComponentGlobalsRegistry.Set(); err != nil {
+		cancel()
 		return err
+	}
+	releases, err := c.enableReleaseLock()
+	if err != nil {
+		cancel()
+		return err
+	}
+	if releases {
+		c.cancel = cancel
 	}
 	cfg, err := c.opts.Config(runCtx, cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
 	if err != nil {
+		cancel()
 		return err
 	}
 	cfg.Authentication.Authenticator = rejectAnonymous{cfg.Authentication.Authenticator}
 	go func() {
+		defer close(c.done)
 		err := cmapp.Run(runCtx, cfg.Complete())
+		if runCtx.Err() != nil {
+			return // stopped
+		}
 		if err == nil {
-			err = errors.New("returned unexpectedly")
+			// With leader election it returns once the lease is lost.
+			err = errors.New("returned unexpectedly (lost its leader lease?)")
 		}
 		c.exited <- err
 	}()
@@ -98,8 +140,19 @@ func controllersBuilt(body string) bool {
 	return false
 }
 
-// Stop is a no-op: see the type's comment.
-func (c *ControllerManager) Stop(ctx context.Context) error { return nil }
+// Stop ends the controller manager and its lease; see the type's comment.
+func (c *ControllerManager) Stop(ctx context.Context) error {
+	if c.cancel == nil {
+		return nil
+	}
+	c.cancel()
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the controller manager did not stop: %w", ctx.Err())
+	}
+}
 
 func adminHealth(ctx context.Context, l datadir.Layout, port int) error {
 	tlsCfg, err := health.ClientTLS(l.Cert("ca"), l.Cert("admin"), l.Key("admin"))

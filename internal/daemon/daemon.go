@@ -15,8 +15,10 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/kubeseed/kubeseed/internal/agent"
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
 	"github.com/kubeseed/kubeseed/internal/certrenew"
+	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/containerruntime"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -96,24 +98,43 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	if err := prepareHost(ctx); err != nil {
 		return err
 	}
-	sup := supervisor.New(
-		containerruntime.New(l, adapt),
-		datastore.NewEtcd(l),
-		controlplane.NewAuthWebhook(l),
-		controlplane.NewAPIServer(l),
-		controlplane.NewControllerManager(l),
-		controlplane.NewScheduler(l),
-		node.NewKubelet(l, adapt),
-		node.NewKubeProxy(l),
-		certrenew.New(pki.Manager{
-			Layout:  l,
-			Vars:    bootstrap.TemplateVars(res.Network),
-			Now:     o.Bootstrap.Now,
-			HostIPs: hostinfo.HostIPs,
-			AfterOp: o.AfterOp,
-		}, o.Renewal),
-		controlplane.NewClusterObjects(l),
-	)
+	st, err := cluster.Load(l)
+	if err != nil {
+		return err
+	}
+	var components []supervisor.Component
+	if st.Role == cluster.Worker {
+		// A worker runs no control plane: its kubelet and kube-proxy reach
+		// the cluster's apiservers through the local load balancer.
+		components = []supervisor.Component{
+			containerruntime.New(l, adapt),
+			node.NewAPIServerProxy(l),
+			node.NewKubelet(l, adapt),
+			node.NewKubeProxy(l),
+			agent.NewJoinCompleter(l),
+		}
+	} else {
+		components = []supervisor.Component{
+			containerruntime.New(l, adapt),
+			datastore.NewEtcd(l),
+			controlplane.NewAuthWebhook(l),
+			controlplane.NewAPIServer(l),
+			controlplane.NewControllerManager(l),
+			controlplane.NewScheduler(l),
+			node.NewKubelet(l, adapt),
+			node.NewKubeProxy(l),
+			certrenew.New(pki.Manager{
+				Layout:  l,
+				Vars:    bootstrap.TemplateVars(res.Network),
+				Now:     o.Bootstrap.Now,
+				HostIPs: hostinfo.HostIPs,
+				AfterOp: o.AfterOp,
+			}, o.Renewal),
+			controlplane.NewClusterObjects(l),
+			agent.NewAgent(l),
+		}
+	}
+	sup := supervisor.New(components...)
 	sup.Progress = progress
 	err = sup.Run(ctx, o.Ready)
 	// Volumes the kubelet mounted for pods outlive it; the pods are gone.
@@ -147,7 +168,7 @@ func claimHost(l datadir.Layout) (*hostclaim.Set, error) {
 		if inUse.Claim.Kind == node.ClaimPodNetwork {
 			return nil, fmt.Errorf("%w: two nodes in one network namespace would share and remove each other's pod bridge and iptables rules. Stop that node (`kubeseed --data-dir %s stop`), or run this one in a network namespace of its own (`ip netns add NAME`, then `nsenter --net=/run/netns/NAME kubeseed start`)", err, inUse.Holder.DataDir)
 		}
-		return nil, fmt.Errorf("%w; give this node its own in %s (or %s), or stop that node", err, l.Args(defaults.KubeletConfigFile), l.Args(defaults.CNIConfDir))
+		return nil, fmt.Errorf("%w; give this node its own in %s (or %s), or stop that node", err, l.Args(defaults.KubeletConfigFile), l.Args(defaults.CNITemplateFile))
 	}
 	return set, err
 }
@@ -180,8 +201,12 @@ func CheckPorts(l datadir.Layout, warn func(string)) error {
 	if err != nil {
 		return err
 	}
+	served, err := services.ServedIn(l)
+	if err != nil {
+		return err
+	}
 	lo, hi, rangeErr := hostinfo.EphemeralRange()
-	for _, s := range services.Served() {
+	for _, s := range served {
 		if ports[s.Name] == 0 {
 			continue // an optional port turned off
 		}

@@ -4,7 +4,6 @@
 package defaults
 
 import (
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -27,6 +26,8 @@ const (
 	ServiceCIDR = "10.152.183.0/24"
 	ServiceIP   = "10.152.183.1" // the kubernetes Service, first IP of ServiceCIDR
 	ClusterCIDR = "10.1.0.0/16"
+	// NodeCIDRMaskSize is each node's pod range within ClusterCIDR.
+	NodeCIDRMaskSize = "24"
 )
 
 // TLS settings of every TLS listener: TLS 1.2 or later, and for TLS 1.2
@@ -60,6 +61,21 @@ func TLSFlags(component string) [][2]string {
 	return nil
 }
 
+// ClusterFlags are the flags a node needs from its first start to join a
+// cluster later, since components cannot be re-flagged in a running
+// process: a pod range per node, and leader election, so only one
+// controller manager and one scheduler act at a time. Older data dirs get
+// them at start (see package bootstrap).
+func ClusterFlags(component string) [][2]string {
+	switch component {
+	case ControllerManagerComponent:
+		return [][2]string{{"allocate-node-cidrs", "true"}, {"node-cidr-mask-size", NodeCIDRMaskSize}, {"leader-elect", "true"}}
+	case SchedulerComponent:
+		return [][2]string{{"leader-elect", "true"}}
+	}
+	return nil
+}
+
 // EtcdComponent is the name of etcd's args file.
 const EtcdComponent = "etcd"
 
@@ -71,6 +87,7 @@ func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 		APIServerArgs(l, portOffset),
 		ControllerManagerArgs(l, portOffset),
 		SchedulerArgs(l, portOffset),
+		ClusterAgentArgs(l, portOffset),
 		ContainerdArgs(l, portOffset),
 		KubeletArgs(l, nodeName),
 		KubeProxyArgs(l, nodeName, portOffset),
@@ -80,11 +97,11 @@ func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 // ConfigFiles are the default config files beside the args files, by path.
 func ConfigFiles(l datadir.Layout, portOffset int) map[string][]byte {
 	return map[string][]byte{
-		l.Config(AuthenticationConfigFile):                        []byte(authenticationConfig),
-		l.Args(KubeletConfigFile):                                 KubeletConfig(l, portOffset),
-		l.Args(ContainerdConfigTemplate):                          ContainerdConfig(),
-		filepath.Join(l.Args(CNIConfDir), "10-kubeseed.conflist"): CNIConfig(l),
-		l.Config(authz.ConfigFile):                                authz.Render(authz.AlwaysAllow, false, l.Config(DenyWebhookKubeconfig)),
+		l.Config(AuthenticationConfigFile): []byte(authenticationConfig),
+		l.Args(KubeletConfigFile):          KubeletConfig(l, portOffset),
+		l.Args(ContainerdConfigTemplate):   ContainerdConfig(),
+		l.Args(CNITemplateFile):            CNITemplate(l),
+		l.Config(authz.ConfigFile):         authz.Render(authz.AlwaysAllow, false, l.Config(DenyWebhookKubeconfig)),
 	}
 }
 
@@ -208,9 +225,8 @@ func ControllerManagerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"service-cluster-ip-range", ServiceCIDR},
 		{"cluster-cidr", ClusterCIDR},
 		{"flex-volume-plugin-dir", "${DATA_DIR}/var/kubelet-plugins/volume/exec"},
-		{"leader-elect", "false"}, // single node; clustering turns it on
 		{"profiling", "false"},
-	}, TLSFlags(ControllerManagerComponent)...))
+	}, append(ClusterFlags(ControllerManagerComponent), TLSFlags(ControllerManagerComponent)...)...))
 }
 
 // SchedulerArgs renders args/kube-scheduler.
@@ -227,9 +243,8 @@ func SchedulerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"tls-private-key-file", certs + "kube-scheduler.key"},
 		{"client-ca-file", certs + "ca.crt"},
 		{"requestheader-client-ca-file", certs + "front-proxy-ca.crt"},
-		{"leader-elect", "false"}, // single node; clustering turns it on
 		{"profiling", "false"},
-	}, TLSFlags(SchedulerComponent)...))
+	}, append(ClusterFlags(SchedulerComponent), TLSFlags(SchedulerComponent)...)...))
 }
 
 // AuthWebhookArgs renders args/auth-webhook, kubeseed's webhook for
@@ -243,6 +258,28 @@ func AuthWebhookArgs(l datadir.Layout, portOffset int) *args.File {
 		{"tls-private-key-file", certs + "auth-webhook.key"},
 		{"client-ca-file", certs + "ca.crt"},
 		{"token-auth-file", "${DATA_DIR}/credentials/known_tokens.csv"},
+	})
+}
+
+// ClusterAgentComponent is the cluster agent's args file.
+const ClusterAgentComponent = "cluster-agent"
+
+// ClusterAgentArgs renders args/cluster-agent.
+func ClusterAgentArgs(l datadir.Layout, portOffset int) *args.File {
+	const certs = "${DATA_DIR}/certs/"
+	return newArgs(l, ClusterAgentComponent, "Flags for kubeseed's cluster agent: `kubeseed join` of the nodes `kubeseed add-node` admits.", [][2]string{
+		{"secure-port", port("cluster-agent", portOffset)},
+		{"bind-address", bind("cluster-agent")},
+		{"tls-cert-file", certs + "cluster-agent.crt"},
+		{"tls-private-key-file", certs + "cluster-agent.key"},
+		{"ca-cert-file", certs + "ca.crt"},
+		{"ca-key-file", certs + "ca.key"},
+		{"kubeconfig", "${DATA_DIR}/credentials/client.config"},
+		{"etcd-servers", "https://127.0.0.1:" + strconv.Itoa(services.MustLookup("etcd").Port+portOffset)},
+		{"etcd-cafile", certs + "etcd-ca.crt"},
+		{"etcd-certfile", certs + "apiserver-etcd-client.crt"},
+		{"etcd-keyfile", certs + "apiserver-etcd-client.key"},
+		{"worker-cert-lifetime", "2160h"},
 	})
 }
 

@@ -23,8 +23,17 @@ const (
 	// ContainerdConfigTemplate is rendered to run/containerd.toml at every
 	// start, with the host adaptations filled in.
 	ContainerdConfigTemplate = "containerd-template.toml"
-	// CNIConfDir holds the pod network's CNI config, under args/.
+	// CNITemplateFile is the pod network's CNI config under args/, a Go
+	// template: containerd fills in {{.PodCIDR}}, this node's range
+	// (Node.spec.podCIDR, set by the controller manager), and writes the
+	// result to run/CNIConfDir.
+	CNITemplateFile = "cni-network.template"
+	// CNIConfDir, under run/, holds the rendered config. It is emptied at
+	// every start: containerd renders only into an empty directory.
 	CNIConfDir = "cni-network"
+	// LegacyCNIConfDir, under args/, held a static config for the whole
+	// cluster range in older data dirs.
+	LegacyCNIConfDir = "cni-network"
 	// ClusterDNS is the kube-dns Service IP, the 10th of ServiceCIDR.
 	ClusterDNS    = "10.152.183.10"
 	ClusterDomain = "cluster.local"
@@ -90,6 +99,11 @@ func KubeletArgs(l datadir.Layout, nodeName string) *args.File {
 
 // KubeletConfig renders args/kubelet.yaml.
 func KubeletConfig(l datadir.Layout, portOffset int) []byte {
+	return KubeletConfigFor(l, portOffset, ClusterDNS, ClusterDomain)
+}
+
+// KubeletConfigFor renders args/kubelet.yaml for a cluster's DNS.
+func KubeletConfigFor(l datadir.Layout, portOffset int, clusterDNS, clusterDomain string) []byte {
 	kubelet := services.MustLookup("kubelet")
 	return []byte(fmt.Sprintf(`# KubeletConfiguration for the in-process kubelet. ${DATA_DIR} is the data dir.
 # cgroupDriver and failCgroupV1 are adapted to the host at every start.
@@ -136,16 +150,21 @@ serverTLSBootstrap: false
 		services.MustLookup("kubelet-readonly").Port+portOffset,
 		services.MustLookup("kubelet-healthz").Bind.Address(), services.MustLookup("kubelet-healthz").Port+portOffset,
 		TLSMinVersion, strings.Join(TLSCipherSuites, ", "),
-		HostNamesFor(l).CgroupRoot, PodLogsDirSetting, ClusterDNS, ClusterDomain))
+		HostNamesFor(l).CgroupRoot, PodLogsDirSetting, clusterDNS, clusterDomain))
 }
 
 // KubeProxyArgs renders args/kube-proxy.
 func KubeProxyArgs(l datadir.Layout, nodeName string, portOffset int) *args.File {
+	return KubeProxyArgsFor(l, nodeName, portOffset, ClusterCIDR)
+}
+
+// KubeProxyArgsFor renders args/kube-proxy for a cluster's pod range.
+func KubeProxyArgsFor(l datadir.Layout, nodeName string, portOffset int, clusterCIDR string) *args.File {
 	return newArgs(l, KubeProxyComponent, "Flags for kube-proxy (upstream names).", [][2]string{
 		{"kubeconfig", "${DATA_DIR}/credentials/proxy.config"},
 		{"hostname-override", nodeName},
 		{"proxy-mode", "iptables"},
-		{"cluster-cidr", ClusterCIDR},
+		{"cluster-cidr", clusterCIDR},
 		{"metrics-bind-address", hostPort("kube-proxy-metrics", portOffset)},
 		{"healthz-bind-address", hostPort("kube-proxy-healthz", portOffset)},
 	})
@@ -165,9 +184,11 @@ func ContainerdArgs(l datadir.Layout, portOffset int) *args.File {
 	})
 }
 
-// CNIConfig is the single-node pod network: a bridge with host-local IPAM
-// (its allocations kept in the data dir) and portmap for hostPort.
-func CNIConfig(l datadir.Layout) []byte {
+// CNITemplate is the pod network: a bridge with host-local IPAM over the
+// node's own range (its allocations kept in the data dir) and portmap for
+// hostPort. forceAddress lets the bridge move to a new range.
+func CNITemplate(l datadir.Layout) []byte {
+	names := HostNamesFor(l)
 	return []byte(fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": "%s",
@@ -176,19 +197,20 @@ func CNIConfig(l datadir.Layout) []byte {
       "type": "bridge",
       "bridge": "%s",
       "isGateway": true,
+      "forceAddress": true,
       "ipMasq": true,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
         "dataDir": "%s",
-        "ranges": [[{"subnet": "%s"}]],
+        "ranges": [[{"subnet": "{{.PodCIDR}}"}]],
         "routes": [{"dst": "0.0.0.0/0"}]
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
   ]
 }
-`, HostNamesFor(l).Network, HostNamesFor(l).Bridge, filepath.Join(l.VarDir(), "cni", "networks"), ClusterCIDR))
+`, names.Network, names.Bridge, filepath.Join(l.VarDir(), "cni", "networks")))
 }
 
 // ContainerdConfig renders args/containerd-template.toml. kubeseed fills
@@ -230,7 +252,8 @@ state = "${STATE}"
           Root = "${STATE}/runc"
     [plugins."io.containerd.cri.v1.runtime".cni]
       bin_dirs = ["${CNI_BIN_DIR}"]
-      conf_dir = "${DATA_DIR}/args/` + CNIConfDir + `"
+      conf_dir = "${DATA_DIR}/run/` + CNIConfDir + `"
+      conf_template = "${DATA_DIR}/args/` + CNITemplateFile + `"
 
   [plugins."io.containerd.grpc.v1.cri"]
     # Streaming (exec, attach, port-forward) is proxied by the kubelet.
@@ -250,4 +273,38 @@ state = "${STATE}"
   [plugins."io.containerd.shim.v1.manager"]
     socket_dir = "${SHIM_SOCKET_DIR}"
 `)
+}
+
+// APIServerProxyComponent is a worker's load balancer's args file.
+const APIServerProxyComponent = "apiserver-proxy"
+
+// APIServerProxyArgs renders a worker's args/apiserver-proxy.
+func APIServerProxyArgs(l datadir.Layout, portOffset int) *args.File {
+	return newArgs(l, APIServerProxyComponent, "Flags for this worker's load balancer to the cluster's apiservers (kubelet and kube-proxy use it).", [][2]string{
+		{"listen", hostPort("apiserver-proxy", portOffset)},
+		{"ca-file", "${DATA_DIR}/certs/ca.crt"},
+		{"state-file", "${DATA_DIR}/var/apiserver-proxy.json"},
+		{"health-interval", "5s"},
+	})
+}
+
+// WorkerArgs renders every args file of a worker.
+func WorkerArgs(l datadir.Layout, nodeName, nodeIP string, portOffset int, clusterCIDR string) []*args.File {
+	kubelet := KubeletArgs(l, nodeName)
+	kubelet.Set("node-ip", nodeIP)
+	return []*args.File{
+		ContainerdArgs(l, portOffset),
+		APIServerProxyArgs(l, portOffset),
+		kubelet,
+		KubeProxyArgsFor(l, nodeName, portOffset, clusterCIDR),
+	}
+}
+
+// WorkerConfigFiles are a worker's files beside its args files, by path.
+func WorkerConfigFiles(l datadir.Layout, portOffset int, clusterDNS, clusterDomain string) map[string][]byte {
+	return map[string][]byte{
+		l.Args(KubeletConfigFile):        KubeletConfigFor(l, portOffset, clusterDNS, clusterDomain),
+		l.Args(ContainerdConfigTemplate): ContainerdConfig(),
+		l.Args(CNITemplateFile):          CNITemplate(l),
+	}
 }

@@ -1,9 +1,11 @@
 package defaults
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
+	"text/template"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
 )
@@ -39,17 +41,36 @@ func TestHostNamesFor(t *testing.T) {
 	}
 }
 
-func TestCNIConfigUsesHostNames(t *testing.T) {
+func TestCNITemplateUsesHostNames(t *testing.T) {
 	l := datadir.Layout{Root: "/tmp/ks-1/data"}
 	var conf struct {
 		Name    string
 		Plugins []struct {
 			Type, Bridge string
-			IPAM         struct{ DataDir string } `json:"ipam"`
+			IPAM         struct {
+				DataDir string
+				Ranges  [][]struct{ Subnet string }
+			} `json:"ipam"`
 		}
 	}
-	if err := json.Unmarshal(CNIConfig(l), &conf); err != nil {
+	// containerd renders it as a Go template; kubeseed reads names from it
+	// unrendered, so it must be JSON both ways.
+	if err := json.Unmarshal(CNITemplate(l), &conf); err != nil {
+		t.Fatalf("unrendered template: %v", err)
+	}
+	tmpl, err := template.New("cni").Parse(string(CNITemplate(l)))
+	if err != nil {
 		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := tmpl.Execute(&out, struct{ PodCIDR string }{"10.1.7.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &conf); err != nil {
+		t.Fatalf("rendered template: %v", err)
+	}
+	if got := conf.Plugins[0].IPAM.Ranges[0][0].Subnet; got != "10.1.7.0/24" {
+		t.Errorf("rendered subnet %q, want the node's range", got)
 	}
 	n := HostNamesFor(l)
 	if conf.Name != n.Network || len(conf.Plugins) == 0 || conf.Plugins[0].Bridge != n.Bridge {

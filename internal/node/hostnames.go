@@ -63,11 +63,19 @@ func HostNamesOf(l datadir.Layout) (defaults.HostNames, error) {
 	if p := names.PodLogsDir; !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
 		return names, fmt.Errorf("%s: field podLogsDir %q: must be a clean absolute path other than /", kubeletYAML, p)
 	}
-	confs, _ := filepath.Glob(filepath.Join(l.Args(defaults.CNIConfDir), "*.conflist"))
+	// The template of this version, or the static config of an older
+	// data dir not yet migrated.
+	confs := []string{l.Args(defaults.CNITemplateFile)}
+	if _, err := os.Stat(confs[0]); os.IsNotExist(err) {
+		confs, _ = filepath.Glob(filepath.Join(l.Args(defaults.LegacyCNIConfDir), "*.conflist"))
+	}
 	if len(confs) == 0 {
 		return names, nil
 	}
 	data, err := os.ReadFile(confs[0])
+	if os.IsNotExist(err) {
+		return names, nil
+	}
 	if err != nil {
 		return names, err
 	}

@@ -14,7 +14,8 @@ func TestHostNamesOf(t *testing.T) {
 	cases := []struct {
 		name       string
 		kubelet    string
-		cni        string // name and bridge, space-separated; "" for no conflist
+		cni        string // name and bridge, space-separated; "" for no CNI config
+		legacy     bool   // an older data dir's static args/cni-network/*.conflist
 		wantErr    []string
 		cgroupRoot string
 		podLogs    string
@@ -30,7 +31,9 @@ func TestHostNamesOf(t *testing.T) {
 		{name: "cgroupRoot unset", kubelet: "podLogsDir: /x\n", wantErr: []string{"field cgroupRoot", `""`}},
 		{name: "podLogsDir relative", kubelet: "cgroupRoot: /k\npodLogsDir: logs\n", wantErr: []string{"field podLogsDir"}},
 		{name: "podLogsDir unknown variable", kubelet: "cgroupRoot: /k\npodLogsDir: ${NOPE}/x\n", wantErr: []string{"field podLogsDir"}},
-		{name: "CNI name with ../", kubelet: "cgroupRoot: /k\n", cni: "../../etc cni0", wantErr: []string{"10-kubeseed.conflist: field name", "../../etc"}},
+		{name: "CNI name with ../", kubelet: "cgroupRoot: /k\n", cni: "../../etc cni0", wantErr: []string{"cni-network.template: field name", "../../etc"}},
+		{name: "legacy CNI name with ../", kubelet: "cgroupRoot: /k\n", cni: "../../etc cni0", legacy: true, wantErr: []string{"10-kubeseed.conflist: field name", "../../etc"}},
+		{name: "legacy bridge with a slash", kubelet: "cgroupRoot: /k\n", cni: "ok a/b", legacy: true, wantErr: []string{"field bridge"}},
 		{name: "bridge name too long", kubelet: "cgroupRoot: /k\n", cni: "ok averyveryverylongbridge", wantErr: []string{"field bridge"}},
 		{name: "bridge with a slash", kubelet: "cgroupRoot: /k\n", cni: "ok a/b", wantErr: []string{"field bridge"}},
 	}
@@ -48,7 +51,11 @@ func TestHostNamesOf(t *testing.T) {
 			if c.cni != "" {
 				name, bridge, _ := strings.Cut(c.cni, " ")
 				data := strings.Replace(strings.Replace(conf, "%s", name, 1), "%s", bridge, 1)
-				if err := os.WriteFile(filepath.Join(l.Args("cni-network"), "10-kubeseed.conflist"), []byte(data), 0o644); err != nil {
+				path := l.Args("cni-network.template")
+				if c.legacy {
+					path = filepath.Join(l.Args("cni-network"), "10-kubeseed.conflist")
+				}
+				if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}

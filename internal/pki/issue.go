@@ -118,6 +118,26 @@ func Issue(spec Spec, in Inputs, ca *KeyPair, now time.Time) (*KeyPair, error) {
 
 // IssueWithKey is Issue with an existing key, so a refresh can keep it.
 func IssueWithKey(spec Spec, in Inputs, ca *KeyPair, key crypto.Signer, now time.Time) (*KeyPair, error) {
+	cert, err := sign(spec, in, ca, key.Public(), key, now)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{Cert: cert, Key: key}, nil
+}
+
+// SignPublicKey issues spec's certificate for a key whose private half
+// stays with its owner, such as a joining node's (from its CSR). The
+// subject and SANs come from spec and in, never from the requester.
+func SignPublicKey(spec Spec, in Inputs, ca *KeyPair, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	if spec.IsCA() {
+		return nil, fmt.Errorf("%s is a CA: it is never signed for a remote key", spec.Name)
+	}
+	return sign(spec, in, ca, pub, nil, now)
+}
+
+// sign makes spec's certificate for pub: self-signed by self for a CA,
+// else signed by ca.
+func sign(spec Spec, in Inputs, ca *KeyPair, pub crypto.PublicKey, self crypto.Signer, now time.Time) (*x509.Certificate, error) {
 	if spec.KeyOnly {
 		return nil, fmt.Errorf("%s is a bare key, not a certificate", spec.Name)
 	}
@@ -139,12 +159,12 @@ func IssueWithKey(spec Spec, in Inputs, ca *KeyPair, key crypto.Signer, now time
 	}
 	tmpl.DNSNames, tmpl.IPAddresses = an.DNS, an.IPs
 
-	parent, signer := tmpl, key
+	parent, signer := tmpl, self
 	if spec.IsCA() {
 		tmpl.IsCA = true
 		tmpl.BasicConstraintsValid = true
 		tmpl.KeyUsage |= x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-		ski, err := subjectKeyID(key.Public())
+		ski, err := subjectKeyID(pub)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", spec.Name, err)
 		}
@@ -159,7 +179,7 @@ func IssueWithKey(spec Spec, in Inputs, ca *KeyPair, key crypto.Signer, now time
 			tmpl.NotAfter = ca.Cert.NotAfter
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
 	if err != nil {
 		return nil, fmt.Errorf("%s: sign: %w", spec.Name, err)
 	}
@@ -167,7 +187,7 @@ func IssueWithKey(spec Spec, in Inputs, ca *KeyPair, key crypto.Signer, now time
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
-	return &KeyPair{Cert: cert, Key: key}, nil
+	return cert, nil
 }
 
 func newSerial() (*big.Int, error) {

@@ -45,6 +45,7 @@ func TestIssuedCertificatesPinned(t *testing.T) {
 		"apiserver-etcd-client":         {"etcd-ca", "kube-apiserver-etcd-client", nil, client},
 		"kube-controller-manager":       {"ca", "kube-controller-manager", nil, server},
 		"kube-scheduler":                {"ca", "kube-scheduler", nil, server},
+		"cluster-agent":                 {"ca", "kubeseed-cluster-agent", nil, server},
 		"kubelet-serving":               {"ca", "system:node:node-a", nil, server},
 
 		"admin":      {"ca", "admin", []string{"system:masters"}, client},

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -119,4 +120,25 @@ func (s Store) Ensure(table []Spec, in Inputs, now time.Time) (map[string]*KeyPa
 		issued = append(issued, spec.Name)
 	}
 	return loaded, issued, nil
+}
+
+// LoadPair reads a certificate (the first of its PEM file) and its key
+// from any paths, such as those an args file names.
+func LoadPair(certFile, keyFile string) (*KeyPair, error) {
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyFile, err)
+	}
+	c, err := LoadCert(certFile)
+	if err != nil {
+		return nil, err
+	}
+	if !publicKeysEqual(c.PublicKey, key.Public()) {
+		return nil, fmt.Errorf("%s does not match the key in %s", certFile, keyFile)
+	}
+	return &KeyPair{Cert: c, Key: key}, nil
 }

@@ -94,6 +94,8 @@ var Table = []Spec{
 		Purpose: "kube-controller-manager serving certificate"},
 	{Name: "kube-scheduler", CA: "ca", CommonName: "kube-scheduler", Usages: serverAuth, Lifetime: Year, SANs: HostSANs,
 		Purpose: "kube-scheduler serving certificate"},
+	{Name: "cluster-agent", CA: "ca", CommonName: "kubeseed-cluster-agent", Usages: serverAuth, Lifetime: Year, SANs: HostSANs,
+		Purpose: "cluster agent serving certificate (join, node certificates)"},
 	{Name: "kubelet-serving", CA: "ca", CommonName: "system:node:" + NodeNameToken, Usages: serverAuth, Lifetime: Year, SANs: HostSANs,
 		Purpose: "kubelet serving certificate (port 10250)"},
 

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 )
 
@@ -53,6 +54,32 @@ const (
 	YAMLField
 )
 
+// RoleSet says on which nodes a service runs.
+type RoleSet uint8
+
+const (
+	OnControlPlane RoleSet = 1 << iota
+	OnWorker
+	OnEvery = OnControlPlane | OnWorker
+)
+
+// On reports whether a node of role runs services of set r.
+func (r RoleSet) On(role cluster.Role) bool {
+	return role == cluster.Worker && r&OnWorker != 0 || role != cluster.Worker && r&OnControlPlane != 0
+}
+
+func (r RoleSet) String() string {
+	switch r {
+	case OnControlPlane:
+		return "control planes"
+	case OnWorker:
+		return "workers"
+	case OnEvery:
+		return "every node"
+	}
+	return "none"
+}
+
 // Service is one row of the table.
 type Service struct {
 	Name      string // stable identifier, e.g. "kube-apiserver"
@@ -60,6 +87,7 @@ type Service struct {
 	Port      int    // default port (tests add an offset)
 	Protocol  string // "tcp" or "udp"
 	Bind      Bind
+	Roles     RoleSet // the nodes that run it
 	TLS       bool
 	Authn     string // who may connect, in words
 	Authz     string // what they may do, in words
@@ -92,28 +120,28 @@ type Service struct {
 // order of the components is the supervisor's, in package daemon.
 var Table = []Service{
 	{
-		Name: "etcd", Component: "etcd", Port: 12379, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Name: "etcd", Component: "etcd", Port: 12379, Protocol: "tcp", Bind: BindHost, Roles: OnControlPlane, TLS: true,
 		Authn: "client certificate signed by the etcd CA", Authz: "any authenticated client",
 		Flag: "listen-client-urls", Source: URLFlag,
 		HealthPath: "/health", TrustCA: "etcd-ca", ClientCert: "apiserver-etcd-client",
 		Note: "datastore client API",
 	},
 	{
-		Name: "etcd-peer", Component: "etcd", Port: 2380, Protocol: "tcp", Bind: BindLoopback, TLS: true,
+		Name: "etcd-peer", Component: "etcd", Port: 2380, Protocol: "tcp", Bind: BindLoopback, Roles: OnControlPlane, TLS: true,
 		Authn: "peer certificate signed by the etcd CA", Authz: "cluster members",
 		Flag: "listen-peer-urls", Source: URLFlag,
 		TrustCA: "etcd-ca", ClientCert: "etcd-peer",
 		Note: "datastore peer traffic",
 	},
 	{
-		Name: "auth-webhook", Component: "auth-webhook", Port: 16444, Protocol: "tcp", Bind: BindLoopback, TLS: true,
+		Name: "auth-webhook", Component: "auth-webhook", Port: 16444, Protocol: "tcp", Bind: BindLoopback, Roles: OnControlPlane, TLS: true,
 		Authn: "client certificate kube-apiserver-auth-webhook-client, signed by the cluster CA", Authz: "kube-apiserver only",
 		Flag: "secure-port", Source: PortFlag,
 		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "apiserver-auth-webhook-client",
 		Note: "kubeseed's webhook for kube-apiserver: checks bearer tokens against credentials/known_tokens.csv (reloaded on change) and ends the RBAC chain after `enable rbac`",
 	},
 	{
-		Name: "kube-apiserver", Component: "kube-apiserver", Port: 16443, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Name: "kube-apiserver", Component: "kube-apiserver", Port: 16443, Protocol: "tcp", Bind: BindHost, Roles: OnControlPlane, TLS: true,
 		Authn: "static token file (through auth-webhook), X.509 client certificates; anonymous only on /healthz, /livez, /readyz",
 		Authz: "AlwaysAllow; Node,RBAC after `kubeseed enable rbac`",
 		Flag:  "secure-port", Source: PortFlag,
@@ -121,34 +149,49 @@ var Table = []Service{
 		Note: "Kubernetes API",
 	},
 	{
-		Name: "kube-controller-manager", Component: "kube-controller-manager", Port: 10257, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Name: "kube-controller-manager", Component: "kube-controller-manager", Port: 10257, Protocol: "tcp", Bind: BindHost, Roles: OnControlPlane, TLS: true,
 		Authn: "delegated to kube-apiserver; anonymous disabled", Authz: "delegated to kube-apiserver",
 		Flag: "secure-port", Source: PortFlag,
 		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "admin",
 		Note: "health and metrics",
 	},
 	{
-		Name: "kube-scheduler", Component: "kube-scheduler", Port: 10259, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Name: "kube-scheduler", Component: "kube-scheduler", Port: 10259, Protocol: "tcp", Bind: BindHost, Roles: OnControlPlane, TLS: true,
 		Authn: "delegated to kube-apiserver; anonymous disabled", Authz: "delegated to kube-apiserver",
 		Flag: "secure-port", Source: PortFlag,
 		HealthPath: "/healthz", TrustCA: "ca", ClientCert: "admin",
 		Note: "health and metrics",
 	},
 	{
-		Name: "containerd-metrics", Component: "containerd", Port: 1338, Protocol: "tcp", Bind: BindLoopback,
+		Name: "cluster-agent", Component: "cluster-agent", Port: 25000, Protocol: "tcp", Bind: BindHost, Roles: OnControlPlane, TLS: true,
+		Authn: "a join token for the join endpoint (rate-limited per source address); a client certificate signed by the cluster CA for every other endpoint",
+		Authz: "a join token opens its own role's join only; a node's certificate acts for that node only",
+		Flag:  "secure-port", Source: PortFlag,
+		HealthPath: "/health", TrustCA: "ca",
+		Note: "cluster agent: `kubeseed join` of nodes made with `kubeseed add-node`; control-plane nodes only",
+	},
+	{
+		Name: "apiserver-proxy", Component: "apiserver-proxy", Port: 16443, Protocol: "tcp", Bind: BindLoopback, Roles: OnWorker, TLS: true,
+		Authn: "none of its own: TLS passes through, the apiservers authenticate", Authz: "the apiservers'",
+		Flag: "listen", Source: HostPortFlag,
+		HealthPath: "/readyz", TrustCA: "ca",
+		Note: "a worker's load balancer to the cluster's apiservers, health-checked, for its kubelet and kube-proxy",
+	},
+	{
+		Name: "containerd-metrics", Component: "containerd", Port: 1338, Protocol: "tcp", Bind: BindLoopback, Roles: OnEvery,
 		Authn: "none (loopback only)", Authz: "read-only metrics",
 		Flag: "metrics-address", Source: HostPortFlag, Plain: true,
 		HealthPath: "/v1/metrics",
 		Note:       "containerd metrics; containerd's API is the unix socket run/containerd.sock",
 	},
 	{
-		Name: "containerd-stream", Component: "containerd", Port: 10010, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Name: "containerd-stream", Component: "containerd", Port: 10010, Protocol: "tcp", Bind: BindLoopback, Roles: OnEvery, Plain: true,
 		Authn: "single-use tokens issued to the kubelet", Authz: "the exec, attach or port-forward session the token names",
 		Flag: "stream-address", Source: HostPortFlag,
 		Note: "CRI streaming server; the kubelet proxies kubectl exec/attach/port-forward to it",
 	},
 	{
-		Name: "kubelet", Component: "kubelet", Port: 10250, Protocol: "tcp", Bind: BindHost, TLS: true,
+		Name: "kubelet", Component: "kubelet", Port: 10250, Protocol: "tcp", Bind: BindHost, Roles: OnEvery, TLS: true,
 		Authn: "X.509 client certificate signed by the cluster CA, or a bearer token checked by the apiserver; anonymous disabled",
 		Authz: "delegated to kube-apiserver (Webhook)",
 		Flag:  "port", Source: YAMLField, ConfigFile: "kubelet.yaml", YAMLDefault: "10250",
@@ -156,39 +199,39 @@ var Table = []Service{
 		Note: "kubelet API (logs, exec, port-forward)",
 	},
 	{
-		Name: "kubelet-readonly", Component: "kubelet", Port: 10255, Protocol: "tcp", Bind: BindHost, Plain: true,
+		Name: "kubelet-readonly", Component: "kubelet", Port: 10255, Protocol: "tcp", Bind: BindHost, Roles: OnEvery, Plain: true,
 		Authn: "none", Authz: "read-only endpoints (/pods, /healthz, /spec)",
 		Flag: "readOnlyPort", Source: YAMLField, ConfigFile: "kubelet.yaml", YAMLDefault: "0", Optional: true,
 		HealthPath: "/healthz",
 		Note:       "read-only kubelet port, as the spec lists it; `readOnlyPort: 0` in args/kubelet.yaml turns it off",
 	},
 	{
-		Name: "kubelet-healthz", Component: "kubelet", Port: 10248, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Name: "kubelet-healthz", Component: "kubelet", Port: 10248, Protocol: "tcp", Bind: BindLoopback, Roles: OnEvery, Plain: true,
 		Authn: "none (loopback only)", Authz: "health only",
 		Flag: "healthzPort", Source: YAMLField, ConfigFile: "kubelet.yaml", YAMLDefault: "10248", Optional: true,
 		HealthPath: "/healthz",
 		Note:       "kubelet health; `healthzPort: 0` in args/kubelet.yaml turns it off",
 	},
 	{
-		Name: "kube-proxy-metrics", Component: "kube-proxy", Port: 10249, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Name: "kube-proxy-metrics", Component: "kube-proxy", Port: 10249, Protocol: "tcp", Bind: BindLoopback, Roles: OnEvery, Plain: true,
 		Authn: "none (loopback only)", Authz: "read-only metrics",
 		Flag: "metrics-bind-address", Source: HostPortFlag,
 		HealthPath: "/metrics",
 		Note:       "kube-proxy metrics",
 	},
 	{
-		Name: "kube-proxy-healthz", Component: "kube-proxy", Port: 10256, Protocol: "tcp", Bind: BindLoopback, Plain: true,
+		Name: "kube-proxy-healthz", Component: "kube-proxy", Port: 10256, Protocol: "tcp", Bind: BindLoopback, Roles: OnEvery, Plain: true,
 		Authn: "none (loopback only)", Authz: "health only",
 		Flag: "healthz-bind-address", Source: HostPortFlag,
 		HealthPath: "/healthz",
 		Note:       "kube-proxy health",
 	},
 	{
-		Name: "kube-scheduler-insecure", Component: "kube-scheduler", Port: 10251, Protocol: "tcp", Bind: BindLoopback,
+		Name: "kube-scheduler-insecure", Component: "kube-scheduler", Port: 10251, Protocol: "tcp", Bind: BindLoopback, Roles: OnControlPlane,
 		Removed: true, Note: "insecure HTTP port, removed upstream; not served",
 	},
 	{
-		Name: "kube-controller-manager-insecure", Component: "kube-controller-manager", Port: 10252, Protocol: "tcp", Bind: BindLoopback,
+		Name: "kube-controller-manager-insecure", Component: "kube-controller-manager", Port: 10252, Protocol: "tcp", Bind: BindLoopback, Roles: OnControlPlane,
 		Removed: true, Note: "insecure HTTP port, removed upstream; not served",
 	},
 }
@@ -212,7 +255,7 @@ func MustLookup(name string) Service {
 	return s
 }
 
-// Served returns the services that listen (not Removed).
+// Served returns the services that listen (not Removed), on any node.
 func Served() []Service {
 	var out []Service
 	for _, s := range Table {
@@ -221,6 +264,21 @@ func Served() []Service {
 		}
 	}
 	return out
+}
+
+// ServedIn returns the services the node on l runs, by its role.
+func ServedIn(l datadir.Layout) ([]Service, error) {
+	st, err := cluster.Load(l)
+	if err != nil {
+		return nil, err
+	}
+	var out []Service
+	for _, s := range Served() {
+		if s.Roles.On(st.Role) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // ListenAddr is the default host:port with the given port offset.
@@ -290,7 +348,11 @@ func Ports(l datadir.Layout) (map[string]int, error) {
 	files := map[string]*args.File{}
 	yamls := map[string]map[string]any{}
 	ports := map[string]int{}
-	for _, s := range Served() {
+	served, err := ServedIn(l)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range served {
 		if s.Source == YAMLField {
 			path := l.Args(s.ConfigFile)
 			doc, ok := yamls[s.ConfigFile]
@@ -338,19 +400,19 @@ func Ports(l datadir.Layout) (map[string]int, error) {
 // MarkdownTable renders the table for the docs.
 func MarkdownTable() string {
 	var b strings.Builder
-	b.WriteString("| Port | Service | Binds | TLS | Authentication | Authorization | Notes |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString("| Port | Service | Runs on | Binds | TLS | Authentication | Authorization | Notes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, s := range Table {
 		tls := "no"
 		if s.TLS {
 			tls = "yes"
 		}
 		if s.Removed {
-			fmt.Fprintf(&b, "| %d/%s | %s | — | — | — | — | %s |\n", s.Port, s.Protocol, s.Name, s.Note)
+			fmt.Fprintf(&b, "| %d/%s | %s | — | — | — | — | — | %s |\n", s.Port, s.Protocol, s.Name, s.Note)
 			continue
 		}
-		fmt.Fprintf(&b, "| %d/%s | %s | %s (%s) | %s | %s | %s | %s |\n",
-			s.Port, s.Protocol, s.Name, s.Bind, s.Bind.Address(), tls, s.Authn, s.Authz, s.Note)
+		fmt.Fprintf(&b, "| %d/%s | %s | %s | %s (%s) | %s | %s | %s | %s |\n",
+			s.Port, s.Protocol, s.Name, s.Roles, s.Bind, s.Bind.Address(), tls, s.Authn, s.Authz, s.Note)
 	}
 	return b.String()
 }

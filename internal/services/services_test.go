@@ -48,10 +48,16 @@ func TestTableIsConsistent(t *testing.T) {
 			t.Errorf("duplicate service %s", s.Name)
 		}
 		seen[s.Name] = true
-		if other, ok := ports[s.Port]; ok {
-			t.Errorf("port %d used by %s and %s", s.Port, other, s.Name)
+		if s.Roles == 0 || s.Roles&^OnEvery != 0 {
+			t.Errorf("%s: Roles %v: say which nodes run it", s.Name, s.Roles)
 		}
-		ports[s.Port] = s.Name
+		// One port may serve two services on nodes of different roles.
+		if other, ok := ports[s.Port]; ok && MustLookup(other).Roles&s.Roles != 0 {
+			t.Errorf("port %d used by %s and %s on the same nodes", s.Port, other, s.Name)
+		}
+		if _, ok := ports[s.Port]; !ok {
+			ports[s.Port] = s.Name
+		}
 		if s.Removed {
 			continue
 		}

@@ -105,7 +105,11 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range services.Served() {
+	served, err := services.ServedIn(l)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range served {
 		st := Service{Name: s.Name, Port: ports[s.Name], Bind: s.Bind.Address()}
 		if st.Port == 0 {
 			st.Off, st.Healthy = true, true

@@ -258,7 +258,7 @@ func TestDefaultPorts(t *testing.T) {
 		for _, c := range []struct{ service, ca, client string }{
 			{"kube-apiserver", "ca", ""}, {"kube-controller-manager", "ca", ""}, {"kube-scheduler", "ca", ""},
 			{"kubelet", "ca", ""}, {"etcd", "etcd-ca", "apiserver-etcd-client"}, {"etcd-peer", "etcd-ca", "etcd-peer"},
-			{"auth-webhook", "ca", "apiserver-auth-webhook-client"},
+			{"auth-webhook", "ca", "apiserver-auth-webhook-client"}, {"cluster-agent", "ca", ""},
 		} {
 			addr := "127.0.0.1:" + strconv.Itoa(n.port(c.service))
 			dial := func(min, max uint16, suites []uint16) error {

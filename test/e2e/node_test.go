@@ -44,6 +44,7 @@ var defaultPorts = map[string]int{
 	"kube-proxy-metrics":      10249,
 	"kube-proxy-healthz":      10256,
 	"auth-webhook":            16444,
+	"cluster-agent":           25000,
 }
 
 // loopbackOnly are the services bound to 127.0.0.1; the rest bind 0.0.0.0.

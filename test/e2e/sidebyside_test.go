@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,8 +45,18 @@ func TestNodesSideBySide(t *testing.T) {
 	}
 	for _, n := range []*node{a, b} {
 		n.waitFor("pod steady ready", "wait", "--for=condition=Ready", "pod/steady", "--timeout=120s")
-		if ip := strings.Fields(podState(n))[0]; !strings.HasPrefix(ip, "10.1.") {
-			t.Errorf("pod IP %s is not in 10.1.0.0/16", ip)
+		// The pod's IP is in the node's own range, which the controller
+		// manager allocated and containerd rendered the CNI config with.
+		cidr, err := n.kubectl("get", "node", "-o", "jsonpath={.items[0].spec.podCIDR}")
+		if err != nil {
+			t.Fatalf("node podCIDR: %v %s", err, cidr)
+		}
+		_, ipnet, err := net.ParseCIDR(strings.TrimSpace(cidr))
+		if err != nil || !strings.HasSuffix(ipnet.String(), "/24") {
+			t.Fatalf("node podCIDR %q is not a /24: %v", cidr, err)
+		}
+		if ip := strings.Fields(podState(n))[0]; !ipnet.Contains(net.ParseIP(ip)) {
+			t.Errorf("pod IP %s is not in the node's range %s", ip, ipnet)
 		}
 	}
 	before := podState(b)

@@ -1,17 +1,20 @@
-package authwebhook
+// Package tlsutil holds what kubeseed's own TLS servers share: the
+// hardened defaults and a serving certificate that follows renewals.
+package tlsutil
 
 import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
 
-// servingCert re-reads the serving certificate when its files change, so a
+// ServingCert re-reads the serving certificate when its files change, so a
 // renewed certificate (kept key, new .crt) is served without a restart. The
 // files are checked at most once a second, on a handshake.
-type servingCert struct {
+type ServingCert struct {
 	certFile, keyFile string
 
 	mu      sync.Mutex
@@ -20,8 +23,9 @@ type servingCert struct {
 	checked time.Time
 }
 
-func newServingCert(certFile, keyFile string) (*servingCert, error) {
-	s := &servingCert{certFile: certFile, keyFile: keyFile}
+// NewServingCert loads the pair once, so a bad pair fails at start.
+func NewServingCert(certFile, keyFile string) (*ServingCert, error) {
+	s := &ServingCert{certFile: certFile, keyFile: keyFile}
 	if _, err := s.get(time.Now()); err != nil {
 		return nil, err
 	}
@@ -31,7 +35,7 @@ func newServingCert(certFile, keyFile string) (*servingCert, error) {
 // get returns the current certificate, reloading it if the files changed.
 // A pair that does not load (say, caught between two renames) keeps the
 // last good one.
-func (s *servingCert) get(now time.Time) (*tls.Certificate, error) {
+func (s *ServingCert) get(now time.Time) (*tls.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cert != nil && now.Sub(s.checked) < time.Second {
@@ -59,7 +63,8 @@ func (s *servingCert) get(now time.Time) (*tls.Certificate, error) {
 	return s.cert, nil
 }
 
-func (s *servingCert) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+// GetCertificate is for tls.Config.GetCertificate.
+func (s *ServingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return s.get(time.Now())
 }
 
@@ -73,4 +78,16 @@ func fileStamp(paths ...string) (string, error) {
 		stamp += fmt.Sprintf("%s:%d:%d;", p, st.Size(), st.ModTime().UnixNano())
 	}
 	return stamp, nil
+}
+
+// CipherSuites maps IANA suite names to Go's IDs; unknown names (none in
+// kubeseed's list) are left out.
+func CipherSuites(names []string) []uint16 {
+	var ids []uint16
+	for _, c := range tls.CipherSuites() {
+		if slices.Contains(names, c.Name) {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
 }

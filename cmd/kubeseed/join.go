@@ -1,0 +1,192 @@
+package main
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/cert"
+	"k8s.io/component-base/version"
+
+	"github.com/kubeseed/kubeseed/internal/agent"
+	"github.com/kubeseed/kubeseed/internal/bootstrap"
+	"github.com/kubeseed/kubeseed/internal/cluster"
+	"github.com/kubeseed/kubeseed/internal/daemon"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/jointoken"
+	"github.com/kubeseed/kubeseed/internal/pki"
+)
+
+func newJoinCommand(g *globalOptions) *cobra.Command {
+	var (
+		worker     bool
+		nodeName   string
+		portOffset int
+	)
+	cmd := &cobra.Command{
+		Use:   "join ADDRESS/TOKEN/CA-HASH --worker",
+		Short: "Join the cluster that printed this line with `kubeseed add-node`, then run the node in the foreground",
+		Long: `Join a cluster with the line ` + "`kubeseed add-node`" + ` printed on one of its control-plane nodes.
+The cluster agent's CA must match the hash at the end of the line before the
+token is sent. The node makes its own keys; the cluster signs its certificates.
+Later starts are ` + "`kubeseed start`" + `.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if !worker {
+				return errors.New("only workers can join for now: add --worker (control-plane joins arrive with the highly available control plane)")
+			}
+			ja, err := jointoken.ParseJoinAddress(a[0])
+			if err != nil {
+				return fmt.Errorf("the join line: %w", err)
+			}
+			l, err := g.layout()
+			if err != nil {
+				return err
+			}
+			if v := os.Getenv("KUBESEED_PORT_OFFSET"); v != "" && !cmd.Flags().Changed("port-offset") {
+				if portOffset, err = strconv.Atoi(v); err != nil {
+					return fmt.Errorf("KUBESEED_PORT_OFFSET=%q is not a whole number", v)
+				}
+			}
+			if portOffset < 0 || portOffset > 40000 {
+				return fmt.Errorf("--port-offset %d is out of range (0 to 40000)", portOffset)
+			}
+			if err := emptyDataDir(l); err != nil {
+				return err
+			}
+			if nodeName == "" {
+				if nodeName, err = hostinfo.NodeName(); err != nil {
+					return err
+				}
+			}
+			if errs := validation.IsDNS1123Subdomain(nodeName); len(errs) > 0 {
+				return fmt.Errorf("--node-name %q: %v", nodeName, errs)
+			}
+			progress := func(msg string) { fmt.Fprintf(os.Stderr, "kubeseed: %s\n", msg) }
+			keys, csrs, err := workerCSRs(nodeName)
+			if err != nil {
+				return err
+			}
+			progress("asking the cluster agent at " + ja.Addr + " (its CA must match the hash in the join line)")
+			resp, err := agent.NewClient(ja.Addr, ja.CAHash, nil).Join(cmd.Context(), agent.JoinRequest{
+				Token: ja.Token.String(), Role: jointoken.Worker, NodeName: nodeName,
+				Version: version.Get().GitVersion, CSRs: csrs,
+			})
+			if err != nil {
+				return fmt.Errorf("join %s: %w", ja.Addr, err)
+			}
+			files, err := workerFiles(resp, ja.CAHash, nodeName, portOffset, keys)
+			if err != nil {
+				return fmt.Errorf("the cluster agent's answer: %w (nothing was written; the token's use comes back when its reservation expires)", err)
+			}
+			if err := bootstrap.WriteWorker(cmd.Context(), l, files); err == nil {
+				err = cluster.Save(l, cluster.State{Role: cluster.Worker, Agents: []string{ja.Addr}, CAHash: ja.CAHash,
+					APIServers: resp.APIServers, NodeIP: resp.NodeIP, TokenID: resp.TokenID, Attempt: resp.Attempt})
+			}
+			if err != nil {
+				_ = removeContents(l.Root)
+				return fmt.Errorf("write the worker's data dir %s: %w (it was emptied again; join anew)", l.Root, err)
+			}
+			progress(fmt.Sprintf("joined as worker %s (%s); starting the node", nodeName, resp.NodeIP))
+			begin := time.Now()
+			o := daemon.Options{Progress: progress}
+			o.Bootstrap.NodeName = nodeName
+			o.Ready = func() { progress(fmt.Sprintf("worker ready in %s", time.Since(begin).Round(time.Millisecond))) }
+			if err := daemon.Run(cmd.Context(), l, o); err != nil {
+				return err
+			}
+			progress("stopped; start it again with `kubeseed start`")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&worker, "worker", false, "join as a worker (no control plane)")
+	cmd.Flags().StringVar(&nodeName, "node-name", os.Getenv("KUBESEED_NODE_NAME"), "the node's name; default the hostname (env KUBESEED_NODE_NAME)")
+	cmd.Flags().IntVar(&portOffset, "port-offset", 0, "add this to every default port of this node (env KUBESEED_PORT_OFFSET)")
+	return cmd
+}
+
+// emptyDataDir refuses a data dir that holds anything but what a stopped
+// node leaves in run/.
+func emptyDataDir(l datadir.Layout) error {
+	if pid, err := daemon.RunningPID(l); err == nil && pid != 0 {
+		return fmt.Errorf("a node runs on %s (pid %d): a node joins with an empty data dir; use another --data-dir, or stop and `kubeseed reset` this one", l.Root, pid)
+	}
+	entries, err := os.ReadDir(l.Root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != "run" {
+			return fmt.Errorf("%s already holds a node (%s): a node joins with an empty data dir; `kubeseed reset` it first, or use another --data-dir", l.Root, e.Name())
+		}
+	}
+	return nil
+}
+
+func removeContents(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(dir+"/"+e.Name()))
+	}
+	return errors.Join(errs...)
+}
+
+// workerCSRs makes the worker's keys and a CSR for each; the agent sets
+// the subjects, so the CSRs carry only the node's name.
+func workerCSRs(nodeName string) (map[string]crypto.Signer, map[string][]byte, error) {
+	keys, csrs := map[string]crypto.Signer{}, map[string][]byte{}
+	for _, name := range agent.WorkerCSRs {
+		key, err := pki.NewKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: nodeName}}, key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("CSR %s: %w", name, err)
+		}
+		keys[name], csrs[name] = key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	}
+	return keys, csrs, nil
+}
+
+// workerFiles checks the agent's answer against the pin and the keys.
+func workerFiles(resp *agent.JoinResponse, pin, nodeName string, portOffset int, keys map[string]crypto.Signer) (bootstrap.WorkerFiles, error) {
+	w := bootstrap.WorkerFiles{NodeName: nodeName, NodeIP: resp.NodeIP, PortOffset: portOffset, Keys: keys, Certs: map[string]*x509.Certificate{},
+		ClusterCIDR: resp.Cluster.ClusterCIDR, ClusterDNS: resp.Cluster.ClusterDNS, ClusterDomain: resp.Cluster.ClusterDomain}
+	cas, err := cert.ParseCertsPEM(resp.CA)
+	if err != nil {
+		return w, fmt.Errorf("CA: %w", err)
+	}
+	if got := jointoken.CAHash(cas[0]); got != pin {
+		return w, fmt.Errorf("its CA's hash %s is not the join line's %s", got, pin)
+	}
+	w.CA = cas[0]
+	for _, name := range agent.WorkerCSRs {
+		certs, err := cert.ParseCertsPEM(resp.Certs[name])
+		if err != nil {
+			return w, fmt.Errorf("certificate %s: %w", name, err)
+		}
+		w.Certs[name] = certs[0]
+	}
+	if w.ClusterCIDR == "" || w.ClusterDNS == "" || w.ClusterDomain == "" {
+		return w, errors.New("the cluster's pod range, DNS IP or domain is missing")
+	}
+	return w, nil
+}

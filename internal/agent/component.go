@@ -1,0 +1,166 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/component-base/version"
+
+	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/jointoken"
+	"github.com/kubeseed/kubeseed/internal/netconf"
+	"github.com/kubeseed/kubeseed/internal/pki"
+)
+
+// Agent runs the cluster agent as a supervised component.
+type Agent struct {
+	layout datadir.Layout
+	opts   *Options
+	etcd   *clientv3.Client
+	srv    *Server
+	cancel context.CancelFunc
+	exited chan error
+}
+
+// NewAgent returns the component; it reads args/cluster-agent at Init.
+func NewAgent(l datadir.Layout) *Agent { return &Agent{layout: l, exited: make(chan error, 1)} }
+
+func (a *Agent) Name() string         { return Component }
+func (a *Agent) Exited() <-chan error { return a.exited }
+
+// LoadOptions reads and validates the data dir's args/cluster-agent.
+func LoadOptions(l datadir.Layout) (*Options, error) {
+	f, err := args.Load(l.Args(Component))
+	if err != nil {
+		return nil, err
+	}
+	return ParseArgs(f, l.Vars())
+}
+
+// Init parses the args file.
+func (a *Agent) Init(ctx context.Context) error {
+	o, err := LoadOptions(a.layout)
+	if err != nil {
+		return err
+	}
+	a.opts = o
+	return nil
+}
+
+// OpenTokens connects to etcd, where the join tokens are, as o says. The
+// returned func closes the connection.
+func OpenTokens(o *Options) (*jointoken.Store, func(), error) {
+	tlsCfg, err := health.ClientTLS(o.EtcdCAFile, o.EtcdCertFile, o.EtcdKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("etcd credentials of args/%s: %w", Component, err)
+	}
+	tlsCfg.MinVersion = tls.VersionTLS12
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   o.EtcdServers,
+		TLS:         tlsCfg,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to etcd at %v: %w", o.EtcdServers, err)
+	}
+	return jointoken.NewStore(cli, time.Now), func() { _ = cli.Close() }, nil
+}
+
+// Start connects to etcd and the apiserver and serves.
+func (a *Agent) Start(ctx context.Context) error {
+	o := a.opts
+	ca, err := pki.LoadPair(o.CACertFile, o.CAKeyFile)
+	if err != nil {
+		return fmt.Errorf("%s: the cluster CA: %w", a.layout.Args(Component), err)
+	}
+	rest, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("%s: --kubeconfig: %w", a.layout.Args(Component), err)
+	}
+	kube, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	netw, err := netconf.Read(a.layout)
+	if err != nil {
+		return err
+	}
+	clusterCIDR, err := clusterCIDR(a.layout)
+	if err != nil {
+		return err
+	}
+	tokens, closeTokens, err := OpenTokens(o)
+	if err != nil {
+		return err
+	}
+	srv, err := New(Config{
+		Addr: o.Addr(), CertFile: o.TLSCertFile, KeyFile: o.TLSKeyFile,
+		CA: ca, Tokens: tokens, Kube: kube,
+		Cluster: Cluster{ClusterCIDR: clusterCIDR, ServiceCIDR: netw.ServiceCIDR.String(),
+			ClusterDNS: netw.ClusterDNS.String(), ClusterDomain: netw.ClusterDomain},
+		Version:            version.Get().GitVersion,
+		WorkerCertLifetime: o.WorkerCertLifetime,
+		MaxFailures:        o.MaxFailures,
+	})
+	if err == nil {
+		err = srv.Listen()
+	}
+	if err != nil {
+		closeTokens()
+		return fmt.Errorf("%s: %w", a.layout.Args(Component), err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.srv, a.cancel = srv, cancel
+	go func() {
+		defer closeTokens()
+		err := srv.Serve(runCtx)
+		if runCtx.Err() == nil {
+			if err == nil {
+				err = errors.New("returned unexpectedly")
+			}
+			a.exited <- err
+		}
+	}()
+	return nil
+}
+
+// clusterCIDR is the controller manager's --cluster-cidr.
+func clusterCIDR(l datadir.Layout) (string, error) {
+	f, err := args.Load(l.Args(defaults.ControllerManagerComponent))
+	if err != nil {
+		return "", err
+	}
+	v, ok := f.Get("cluster-cidr")
+	if !ok || v == "" {
+		return "", fmt.Errorf("%s: no --cluster-cidr: workers need the cluster's pod range", f.Path)
+	}
+	return v, nil
+}
+
+// Ready waits for the health endpoint.
+func (a *Agent) Ready(ctx context.Context) error {
+	tlsCfg, err := health.ClientTLS(a.opts.CACertFile, "", "")
+	if err != nil {
+		return err
+	}
+	return health.Wait(ctx, a.opts.LocalURL()+HealthPath, tlsCfg)
+}
+
+// Stop ends serving.
+func (a *Agent) Stop(ctx context.Context) error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	return nil
+}
