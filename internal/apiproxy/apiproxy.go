@@ -276,10 +276,17 @@ func dropSelf(log klog.Logger, listen string, list []string) []string {
 // EndpointSlice) and persists it to StateFile. Config.Servers stay as
 // fallback. Connections to servers that left the list are closed so their
 // clients reconnect to a listed one (k3s#7193). Invalid entries are logged
-// and skipped.
+// and skipped. A list with no valid entry is ignored: an EndpointSlice is
+// empty while no apiserver is ready, and forgetting every server then would
+// leave only the join addresses, which may be long gone (k3s#11349).
 func (p *Proxy) SetServers(servers []string) {
 	list := p.cleanList(servers)
 	p.mu.Lock()
+	if len(list) == 0 {
+		p.log.Info("Ignoring an empty apiserver list; keeping the current one", "current", p.listed, "given", len(servers))
+		p.mu.Unlock()
+		return
+	}
 	toClose := p.setListedLocked(list)
 	p.pickCurrentLocked()
 	p.notifyLocked()
@@ -464,6 +471,11 @@ func (p *Proxy) notReady(cause error) error {
 	defer p.mu.Unlock()
 	if p.runErr != nil {
 		return fmt.Errorf("apiproxy: not ready: %w", p.runErr)
+	}
+	select {
+	case <-p.done:
+		return errors.New("apiproxy: not ready: Run has returned")
+	default:
 	}
 	if p.addr == nil {
 		return fmt.Errorf("apiproxy: not listening on %s yet: %w", p.cfg.Listen, cause)
