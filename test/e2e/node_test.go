@@ -47,6 +47,13 @@ var defaultPorts = map[string]int{
 	"cluster-agent":           25000,
 }
 
+// workerPorts are the services a worker runs, with its load balancer to
+// the apiservers on the apiserver's port (loopback only).
+var workerPorts = map[string]bool{
+	"containerd-metrics": true, "containerd-stream": true, "kubelet": true, "kubelet-readonly": true,
+	"kubelet-healthz": true, "kube-proxy-metrics": true, "kube-proxy-healthz": true,
+}
+
 // loopbackOnly are the services bound to 127.0.0.1; the rest bind 0.0.0.0.
 var loopbackOnly = map[string]bool{
 	"etcd-peer": true, "containerd-metrics": true, "containerd-stream": true,
@@ -72,6 +79,8 @@ type node struct {
 	// address there, and hostIP the host's end of its link.
 	netns, ip, hostIP string
 	cache             string
+	// worker marks a node that joined a cluster as a worker.
+	worker bool
 }
 
 // freeOffset picks a random port offset at which every default port is free
@@ -286,11 +295,18 @@ func (n *node) start() {
 
 func (n *node) startNoWait() {
 	n.t.Helper()
+	n.run("start")
+}
+
+// run launches a command that runs the node in the foreground (start, or
+// join), with its output in the node's log.
+func (n *node) run(args ...string) {
+	n.t.Helper()
 	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	cmd := n.command("start")
+	cmd := n.command(args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -544,7 +560,7 @@ func (n *node) auditPorts(off ...string) {
 	got := listeners(n.t, n.cmd.Process.Pid)
 	want := map[string]bool{}
 	for name, p := range defaultPorts {
-		if slices.Contains(off, name) {
+		if slices.Contains(off, name) || n.worker && !workerPorts[name] {
 			continue
 		}
 		host := "0.0.0.0"
@@ -552,6 +568,9 @@ func (n *node) auditPorts(off ...string) {
 			host = "127.0.0.1"
 		}
 		want[net.JoinHostPort(host, strconv.Itoa(p+n.offset))] = true
+	}
+	if n.worker {
+		want[net.JoinHostPort("127.0.0.1", strconv.Itoa(defaultPorts["kube-apiserver"]+n.offset))] = true
 	}
 	// Go listens on 0.0.0.0 with a dual-stack socket, which /proc shows as [::].
 	for addr := range got {

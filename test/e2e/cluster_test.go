@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lan is one layer-2 segment for the nodes of a cluster: a bridge in the
+// test's namespace with 198.18.0.1/24, and each node's namespace linked to
+// it by a veth pair, so nodes reach each other directly (no forwarding on
+// the host) and the test reaches them all.
+type lan struct {
+	t      *testing.T
+	bridge string
+	next   int
+}
+
+func newLAN(t *testing.T) *lan {
+	t.Helper()
+	l := &lan{t: t, bridge: "ks-lan0", next: 10}
+	_ = exec.Command("ip", "link", "del", l.bridge).Run() // a leftover of a killed run
+	for _, args := range [][]string{
+		{"ip", "link", "add", l.bridge, "type", "bridge"},
+		{"ip", "addr", "add", "198.18.0.1/24", "dev", l.bridge},
+		{"ip", "link", "set", l.bridge, "up"},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	// Registered first, so it runs after every node's cleanup.
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", l.bridge).Run() })
+	return l
+}
+
+// node adds a node on the segment, in a namespace of its own.
+func (l *lan) node() *node {
+	l.t.Helper()
+	l.next++
+	ip := fmt.Sprintf("198.18.0.%d", l.next)
+	n := newNodeIn(l.t, int(netnsSeq.Add(1))%250+1, ip, "198.18.0.1", false)
+	hostIf := "veth-ks" + strings.TrimPrefix(n.netns, "ks-e2e-")
+	if out, err := exec.Command("ip", "link", "set", hostIf, "master", l.bridge).CombinedOutput(); err != nil {
+		l.t.Fatalf("attach %s to %s: %v\n%s", hostIf, l.bridge, err, out)
+	}
+	return n
+}
+
+// joinLine runs add-node on cp and returns the join line for cp's address.
+func joinLine(t *testing.T, cp *node, extra ...string) (line, id string) {
+	t.Helper()
+	out := cp.mustKubeseed(append([]string{"add-node", "--worker", "--format", "short"}, extra...)...)
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && strings.HasPrefix(f[2], cp.ip+":") {
+			return f[2], strings.Split(strings.Split(f[2], "/")[1], ".")[0]
+		}
+	}
+	t.Fatalf("add-node printed no line for %s:\n%s", cp.ip, out)
+	return "", ""
+}
+
+// TestJoinWorker grows a control plane by a worker: the worker's CA pin is
+// checked before the token is sent, the token is used once the worker is
+// Ready and not before, the worker holds no CA key, and pods run on it.
+func TestJoinWorker(t *testing.T) {
+	net := newLAN(t)
+	cp := net.node()
+	cp.start()
+	line, id := joinLine(t, cp)
+
+	t.Run("a wrong CA hash sends nothing", func(t *testing.T) {
+		bad := strings.Replace(line, line[len(line)-8:], "00000000", 1)
+		other := net.node()
+		out, err := other.kubeseed("join", bad, "--worker", "--node-name", "nope")
+		if err == nil || !strings.Contains(out, "does not match") {
+			t.Fatalf("join with a wrong CA hash: %v\n%s", err, out)
+		}
+		if data, _ := os.ReadFile(cp.log); strings.Contains(string(data), id) {
+			t.Errorf("the agent saw a request with token %s, sent to a server whose CA did not match", id)
+		}
+		if entries, _ := os.ReadDir(other.dir); len(entries) > 1 {
+			t.Errorf("a refused join wrote into the data dir: %v", entries)
+		}
+	})
+
+	w := net.node()
+	w.worker = true
+	w.run("join", line, "--worker", "--node-name", "worker-1")
+	cp.waitFor("the worker is Ready", "wait", "--for=condition=Ready", "node/worker-1", "--timeout=180s")
+
+	t.Run("the token is used once the worker reports Ready", func(t *testing.T) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			out := cp.mustKubeseed("join-token", "list")
+			if !strings.Contains(out, id) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("token %s still listed a minute after the worker was Ready:\n%s", id, out)
+			}
+			time.Sleep(time.Second)
+		}
+		again := net.node()
+		out, err := again.kubeseed("join", line, "--worker", "--node-name", "worker-2")
+		if err == nil || !strings.Contains(out, "token") {
+			t.Fatalf("a second use of a single-use token: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("the worker holds no CA key, service-account key or etcd credentials", func(t *testing.T) {
+		for _, f := range []string{"ca.key", "etcd-ca.key", "etcd-ca.crt", "front-proxy-ca.key", "serviceaccount.key", "admin.key", "apiserver-etcd-client.key"} {
+			if _, err := os.Stat(filepath.Join(w.dir, "certs", f)); err == nil {
+				t.Errorf("the worker has certs/%s", f)
+			}
+		}
+		if out, _ := cp.kubectl("get", "node", "worker-1", "-o", "jsonpath={.metadata.labels}"); !strings.Contains(out, "node-role.kubernetes.io/worker") {
+			t.Errorf("the worker is not labelled as one: %s", out)
+		}
+		w.auditPorts()
+	})
+
+	t.Run("pods run on the worker", func(t *testing.T) {
+		cp.apply(`{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-worker"}, "spec": {"nodeName": "worker-1", "terminationGracePeriodSeconds": 0,
+"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "imagePullPolicy": "Never"}]}}`)
+		cp.waitFor("a pod on the worker", "wait", "--for=condition=Ready", "pod/on-worker", "--timeout=120s")
+	})
+}
