@@ -12,7 +12,10 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -22,8 +25,8 @@ const Prefix = "/kubeseed/join-tokens/"
 
 var (
 	ErrUnknown     = errors.New("unknown join token (never created, revoked, used up, or wrong secret): create one with kubeseed add-node")
-	ErrExpired     = errors.New("join token has expired: create a new one with kubeseed add-node")
-	ErrRole        = errors.New("join token is for another role: use a token from kubeseed add-node --worker to join a worker, from kubeseed add-node for a control plane")
+	ErrExpired     = errors.New("join token expired: create a new one with kubeseed add-node")
+	ErrRole        = errors.New("wrong join token role: a worker joins with a token from kubeseed add-node --worker, a control plane with one from kubeseed add-node")
 	ErrUsedUp      = errors.New("join token has no uses left (all used, or held by joins in progress): wait for those joins to finish or fail, or create a new token with kubeseed add-node")
 	ErrNotReserved = errors.New("join attempt is not reserved (unknown, released, held too long, or its token is gone): start the join again")
 )
@@ -92,6 +95,9 @@ func (s *Store) Create(ctx context.Context, role Role, ttl time.Duration, uses i
 		return Token{}, Record{}, fmt.Errorf("create join token: %d uses: want at least 1", uses)
 	case len(description) > maxDescription:
 		return Token{}, Record{}, fmt.Errorf("create join token: description has %d bytes, want at most %d", len(description), maxDescription)
+	case !printable(description):
+		// add-node --list prints it to a terminal.
+		return Token{}, Record{}, errors.New("create join token: description must be printable UTF-8 text")
 	}
 	// 36^6 ids: a clash is rare, and the create-only Txn turns it into a retry.
 	for range 5 {
@@ -203,7 +209,7 @@ func (s *Store) Reserve(ctx context.Context, t Token, role Role, node string, ho
 			return none, unknown
 		}
 		if rec.Expired(now) {
-			return none, fmt.Errorf("join token %s expired at %s: %w", t.ID, rec.Expires.Format(time.RFC3339), ErrExpired)
+			return none, fmt.Errorf("join token %s (expired at %s): %w", t.ID, rec.Expires.Format(time.RFC3339), ErrExpired)
 		}
 		if rec.Role != role {
 			return none, fmt.Errorf("join token %s is for a %s, this join is for a %s: %w", t.ID, rec.Role, role, ErrRole)
@@ -327,6 +333,10 @@ func (s *Store) update(ctx context.Context, id string, missing error, f func(*Re
 // clock is now without the monotonic reading and in UTC, so records
 // compare equal after a JSON round trip and read alike on every node.
 func (s *Store) clock() time.Time { return s.now().Round(0).UTC() }
+
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
+}
 
 func digest(secret string) string {
 	sum := sha256.Sum256([]byte(secret))

@@ -270,7 +270,7 @@ func TestExpiry(t *testing.T) {
 	e.clock.Advance(time.Nanosecond)
 	_, _, err := e.store.Reserve(e.ctx, tok, Worker, "node-b", time.Minute)
 	wantErr(t, "reserve at expiry", err, ErrExpired)
-	if !strings.Contains(err.Error(), "expired at 2030-01-02T04:04:05Z") {
+	if !strings.Contains(err.Error(), "(expired at 2030-01-02T04:04:05Z)") {
 		t.Errorf("error %q does not say when", err)
 	}
 	// A join that reserved in time may finish late, even after a List.
@@ -419,6 +419,9 @@ func TestCreateValidates(t *testing.T) {
 		{"no uses", Worker, time.Hour, 0, "", "0 uses"},
 		{"bad role", "admin", time.Hour, 1, "", `role "admin"`},
 		{"long description", Worker, time.Hour, 1, strings.Repeat("x", 257), "description has 257 bytes"},
+		{"escape in description", Worker, time.Hour, 1, "cp\x1b[2J", "printable"},
+		{"newline in description", Worker, time.Hour, 1, "a\nb", "printable"},
+		{"invalid UTF-8 in description", Worker, time.Hour, 1, "a\xffb", "printable"},
 	} {
 		_, _, err := e.store.Create(e.ctx, c.role, c.ttl, c.uses, c.desc)
 		if err == nil || !strings.Contains(err.Error(), c.wants) {
@@ -427,6 +430,9 @@ func TestCreateValidates(t *testing.T) {
 	}
 	if resp, err := e.cli.Get(e.ctx, Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
 		t.Fatalf("refused creates stored %d records, %v", resp.Count, err)
+	}
+	if _, rec, err := e.store.Create(e.ctx, Worker, time.Hour, 1, "rack 3, nœud é"); err != nil || rec.Description != "rack 3, nœud é" {
+		t.Fatalf("printable description: %+v, %v", rec, err)
 	}
 }
 
