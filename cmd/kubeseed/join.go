@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/util/cert"
-	"k8s.io/component-base/version"
+	k8sversion "k8s.io/component-base/version"
 
 	"github.com/kubeseed/kubeseed/internal/agent"
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
@@ -80,7 +80,7 @@ Later starts are ` + "`kubeseed start`" + `.`,
 			progress("asking the cluster agent at " + ja.Addr + " (its CA must match the hash in the join line)")
 			resp, err := agent.NewClient(ja.Addr, ja.CAHash, nil).Join(cmd.Context(), agent.JoinRequest{
 				Token: ja.Token.String(), Role: jointoken.Worker, NodeName: nodeName,
-				Version: version.Get().GitVersion, CSRs: csrs,
+				Version: k8sversion.Get().GitVersion, CSRs: csrs,
 			})
 			if err != nil {
 				return fmt.Errorf("join %s: %w", ja.Addr, err)

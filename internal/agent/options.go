@@ -38,7 +38,7 @@ type Options struct {
 
 // NewOptions returns the defaults.
 func NewOptions() *Options {
-	return &Options{BindAddress: "0.0.0.0", WorkerCertLifetime: 90 * 24 * time.Hour, MaxFailures: 5}
+	return &Options{BindAddress: "0.0.0.0", WorkerCertLifetime: DefaultWorkerCertLifetime, MaxFailures: 5}
 }
 
 // AddFlags registers the flags args/cluster-agent may set.

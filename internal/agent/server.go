@@ -35,6 +35,10 @@ const maxRequestBytes = 64 << 10
 // completion before the token's use is free again.
 const reservationHold = 10 * time.Minute
 
+// DefaultWorkerCertLifetime is short: a removed worker's certificates
+// cannot be revoked in kube-apiserver, so they must die on their own.
+const DefaultWorkerCertLifetime = 90 * 24 * time.Hour
+
 // Config is what the agent needs.
 type Config struct {
 	Addr     string // host:port
@@ -76,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxFailures = 5
 	}
 	if cfg.WorkerCertLifetime <= 0 {
-		cfg.WorkerCertLifetime = pki.Year
+		cfg.WorkerCertLifetime = DefaultWorkerCertLifetime
 	}
 	cert, err := tlsutil.NewServingCert(cfg.CertFile, cfg.KeyFile)
 	if err != nil {
@@ -94,7 +98,16 @@ func New(cfg Config) (*Server, error) {
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			CipherSuites:   tlsutil.CipherSuites(defaults.TLSCipherSuites),
-			GetCertificate: cert.GetCertificate,
+			// The chain ends with the CA, which a joiner pins by hash.
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				c, err := cert.GetCertificate(hello)
+				if err != nil {
+					return nil, err
+				}
+				chain := *c
+				chain.Certificate = append(append([][]byte{}, c.Certificate...), cfg.CA.Cert.Raw)
+				return &chain, nil
+			},
 			// A joiner has no certificate yet; endpoints other than the
 			// join itself check the verified one.
 			ClientAuth: tls.VerifyClientCertIfGiven,
@@ -196,7 +209,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, jointoken.ErrUnknown) || errors.Is(err, jointoken.ErrExpired) || errors.Is(err, jointoken.ErrRole) || errors.Is(err, jointoken.ErrUsedUp) {
 			s.limiter.Fail(src)
 			log.Info("Refused a join: bad token", "reason", err)
-			refuse(w, http.StatusUnauthorized, KindToken, "%v; make a new one with `kubeseed add-node` on a control-plane node", err)
+			refuse(w, http.StatusUnauthorized, KindToken, "%v", err)
 			return
 		}
 		log.Error(err, "Could not reserve a join token")

@@ -31,6 +31,9 @@ type ControllerManager struct {
 	exited chan error
 	done   chan struct{}
 	cancel context.CancelFunc
+	// releases is set when the lease is released on cancel, so Stop may
+	// cancel without upstream exiting the process.
+	releases bool
 }
 
 // NewControllerManager returns the component; it reads its args file at Init.
@@ -84,14 +87,13 @@ func (c *ControllerManager) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
+	c.cancel = cancel
 	releases, err := c.enableReleaseLock()
 	if err != nil {
 		cancel()
 		return err
 	}
-	if releases {
-		c.cancel = cancel
-	}
+	c.releases = releases
 	cfg, err := c.opts.Config(runCtx, cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
 	if err != nil {
 		cancel()
@@ -142,7 +144,7 @@ func controllersBuilt(body string) bool {
 
 // Stop ends the controller manager and its lease; see the type's comment.
 func (c *ControllerManager) Stop(ctx context.Context) error {
-	if c.cancel == nil {
+	if c.cancel == nil || !c.releases {
 		return nil
 	}
 	c.cancel()

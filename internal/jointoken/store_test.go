@@ -3,17 +3,14 @@ package jointoken
 import (
 	"context"
 	"errors"
-	"net"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/kubeseed/kubeseed/internal/testutil/etcdtest"
 )
 
 // fakeClock is shared by every Store of a test, as one wall clock is by
@@ -35,73 +32,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func freeURL(t *testing.T) url.URL {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return url.URL{Scheme: "http", Host: ln.Addr().String()}
-}
-
-// startEtcd runs a one-member etcd on loopback for the test. A free port
-// can be taken between our probe and etcd's listen; then try new ports.
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	var lastErr error
-	for range 3 {
-		cfg := embed.NewConfig()
-		cfg.Name = "jointoken-test"
-		cfg.Dir = t.TempDir()
-		// etcd logs errors on every clean shutdown; keep them out of the
-		// test output unless the test fails.
-		logFile := filepath.Join(t.TempDir(), "etcd.log")
-		cfg.LogLevel = "warn"
-		cfg.LogOutputs = []string{logFile}
-		cfg.UnsafeNoFsync = true
-		cu, pu := freeURL(t), freeURL(t)
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-		e, err := embed.StartEtcd(cfg)
-		if err != nil {
-			lastErr = err
-			if strings.Contains(err.Error(), "address already in use") {
-				continue
-			}
-			t.Fatalf("start etcd: %v", err)
-		}
-		t.Cleanup(func() {
-			e.Close()
-			if t.Failed() {
-				b, _ := os.ReadFile(logFile)
-				t.Logf("etcd log:\n%s", b)
-			}
-		})
-		select {
-		case <-e.Server.ReadyNotify():
-			return cu.String()
-		case err := <-e.Err():
-			t.Fatalf("etcd: %v", err)
-		case <-time.After(60 * time.Second):
-			t.Fatal("etcd not ready after 60s")
-		}
-	}
-	t.Fatalf("start etcd: %v", lastErr)
-	return ""
-}
-
-func newClient(t *testing.T, endpoint string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
 type env struct {
 	endpoint string
 	cli      *clientv3.Client
@@ -112,10 +42,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ep := startEtcd(t)
+	ep := etcdtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	e := &env{endpoint: ep, cli: newClient(t, ep), clock: &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)}, ctx: ctx}
+	e := &env{endpoint: ep, cli: etcdtest.Client(t, ep), clock: &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)}, ctx: ctx}
 	e.store = NewStore(e.cli, e.clock.Now)
 	return e
 }
@@ -123,7 +53,7 @@ func newEnv(t *testing.T) *env {
 // otherStore is a second control plane's Store: its own etcd connection,
 // the same clock.
 func (e *env) otherStore(t *testing.T) *Store {
-	return NewStore(newClient(t, e.endpoint), e.clock.Now)
+	return NewStore(etcdtest.Client(t, e.endpoint), e.clock.Now)
 }
 
 func (e *env) create(t *testing.T, role Role, ttl time.Duration, uses int) (Token, Record) {
