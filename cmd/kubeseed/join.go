@@ -89,7 +89,7 @@ Later starts are ` + "`kubeseed start`" + `.`,
 			if err != nil {
 				return fmt.Errorf("the cluster agent's answer: %w (nothing was written; the token's use comes back when its reservation expires)", err)
 			}
-			if err := bootstrap.WriteWorker(cmd.Context(), l, files); err == nil {
+			if err = bootstrap.WriteWorker(cmd.Context(), l, files); err == nil {
 				err = cluster.Save(l, cluster.State{Role: cluster.Worker, Agents: []string{ja.Addr}, CAHash: ja.CAHash,
 					APIServers: resp.APIServers, NodeIP: resp.NodeIP, TokenID: resp.TokenID, Attempt: resp.Attempt})
 			}

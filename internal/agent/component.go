@@ -26,7 +26,6 @@ import (
 type Agent struct {
 	layout datadir.Layout
 	opts   *Options
-	etcd   *clientv3.Client
 	srv    *Server
 	cancel context.CancelFunc
 	exited chan error

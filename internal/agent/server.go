@@ -96,8 +96,8 @@ func New(cfg Config) (*Server, error) {
 	s.srv = &http.Server{
 		Handler: mux,
 		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			CipherSuites:   tlsutil.CipherSuites(defaults.TLSCipherSuites),
+			MinVersion:   tls.VersionTLS12,
+			CipherSuites: tlsutil.CipherSuites(defaults.TLSCipherSuites),
 			// The chain ends with the CA, which a joiner pins by hash.
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				c, err := cert.GetCertificate(hello)

@@ -103,7 +103,8 @@ func Acquire(dir, dataDir string, claims []Claim) (*Set, error) {
 			return nil, fmt.Errorf("lock claim %s: %w", p, err)
 		}
 		data, _ := json.Marshal(Holder{DataDir: dataDir, PID: os.Getpid(), Kind: c.Kind, Key: c.Key})
-		if err := f.Truncate(0); err == nil {
+		err = f.Truncate(0)
+		if err == nil {
 			_, err = f.WriteAt(append(data, '\n'), 0)
 		}
 		if err != nil {

@@ -81,4 +81,3 @@ func Client(t *testing.T, endpoint string) *clientv3.Client {
 	t.Cleanup(func() { cli.Close() })
 	return cli
 }
-
