@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubeseed/kubeseed/internal/daemon"
+	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/status"
 )
@@ -134,6 +135,7 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report, now time.Time)
 		}
 		fmt.Fprintf(w, "kubeseed is running (pid %d), %s; data dir %s\n", r.PID, state, l.Root)
 	}
+	fmt.Fprintf(w, "role: %s\n", r.Role)
 	fmt.Fprintf(w, "authorization: %s\n", r.Authorization)
 	node := "not ready"
 	if r.Node.Ready {
@@ -144,7 +146,9 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report, now time.Time)
 	if r.PID != 0 {
 		fmt.Fprintf(w, "node %s: %s\n", r.Node.Name, node)
 	}
-	fmt.Fprintf(w, "dns: %s\n", dnsLine(r.DNS, r.PID != 0))
+	if r.Role != cluster.Worker {
+		fmt.Fprintf(w, "dns: %s\n", dnsLine(r.DNS, r.PID != 0))
+	}
 	if r.TokenFile != nil {
 		fmt.Fprintf(w, "token file: FAILED: %v; no bearer token authenticates until it is fixed "+
 			"(client certificates, as in `kubeseed kubectl`, still work)\n", r.TokenFile)
@@ -183,6 +187,15 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report, now time.Time)
 	tw.Flush()
 	if r.Renewal != nil {
 		fmt.Fprintf(w, "\n%s\n", r.Renewal.Describe(now))
+	}
+	if len(r.Nodes) > 1 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLUSTER NODE\tROLE\tADDRESS\tREADY")
+		for _, n := range r.Nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", n.Name, n.Role, n.IP, n.Ready)
+		}
+		tw.Flush()
 	}
 }
 

@@ -14,11 +14,17 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kubeseed/kubeseed/internal/addons/dns"
+	"github.com/kubeseed/kubeseed/internal/agent"
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authwebhook"
 	"github.com/kubeseed/kubeseed/internal/authz"
+	"github.com/kubeseed/kubeseed/internal/bootstrap"
 	"github.com/kubeseed/kubeseed/internal/certrenew"
+	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -49,7 +55,9 @@ type Cert struct {
 
 // Report is the whole status.
 type Report struct {
-	PID           int
+	PID int
+	// Role is the node's: a control plane, or a worker that joined one.
+	Role          cluster.Role
 	Authorization string
 	Services      []Service
 	Certs         []Cert
@@ -62,6 +70,8 @@ type Report struct {
 	Adaptations []string
 	// DNS is the DNS addon's state.
 	DNS DNSState
+	// Nodes are the cluster's nodes, as a running control plane sees them.
+	Nodes []ClusterNode
 	// TokenFile is why the running auth webhook rejected
 	// credentials/known_tokens.csv (path:line): until it is fixed no token
 	// authenticates. nil when it is in use or could not be asked.
@@ -76,6 +86,12 @@ type DNSState struct {
 	Detail  string
 }
 
+// ClusterNode is one node of the cluster.
+type ClusterNode struct {
+	Name, Role, IP string
+	Ready          bool
+}
+
 // NodeState is the Node's Ready condition as the apiserver reports it.
 type NodeState struct {
 	Name   string
@@ -86,7 +102,7 @@ type NodeState struct {
 // Ready reports whether every service is healthy and the token file is in
 // use.
 func (r *Report) Ready() bool {
-	if r.PID == 0 || len(r.Services) == 0 || r.TokenFile != nil {
+	if r.PID == 0 || len(r.Services) == 0 || r.TokenFile != nil && r.Role != cluster.Worker {
 		return false
 	}
 	for _, s := range r.Services {
@@ -100,7 +116,15 @@ func (r *Report) Ready() bool {
 // Collect probes the node described by l; pid is the running process (0:
 // not running, and services are not probed).
 func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Report, error) {
-	r := &Report{PID: pid, Authorization: Authorization(l)}
+	st, err := cluster.Load(l)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{PID: pid, Role: st.Role}
+	if st.Role == cluster.Worker {
+		return collectWorker(ctx, l, r, now)
+	}
+	r.Authorization = Authorization(l)
 	ports, err := services.Ports(l)
 	if err != nil {
 		return nil, err
@@ -145,6 +169,9 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 		r.Node.Ready, r.Node.Reason = nodeReady(ctx, l, ports["kube-apiserver"], r.Node.Name)
 	}
 	r.DNS = dnsState(ctx, l, pid != 0)
+	if pid != 0 {
+		r.Nodes = clusterNodes(ctx, l)
+	}
 	if pid != 0 {
 		st, err := certrenew.ReadState(l.CertRenewalState())
 		if err == nil && st != nil && st.PID == pid {
@@ -270,10 +297,15 @@ func nodeName(l datadir.Layout) string {
 
 // nodeReady asks the apiserver, as admin, for the Node's Ready condition.
 func nodeReady(ctx context.Context, l datadir.Layout, apiPort int, name string) (bool, string) {
+	return nodeReadyAs(ctx, l, apiPort, name, "admin")
+}
+
+// nodeReadyAs asks with the named client certificate.
+func nodeReadyAs(ctx context.Context, l datadir.Layout, apiPort int, name, cert string) (bool, string) {
 	if name == "" {
 		return false, "no --hostname-override in args/kubelet"
 	}
-	tlsCfg, err := health.ClientTLS(l.Cert("ca"), l.Cert("admin"), l.Key("admin"))
+	tlsCfg, err := health.ClientTLS(l.Cert("ca"), l.Cert(cert), l.Key(cert))
 	if err != nil {
 		return false, err.Error()
 	}
@@ -311,4 +343,79 @@ func nodeReady(ctx context.Context, l datadir.Layout, apiPort int, name string) 
 		}
 	}
 	return false, "no Ready condition yet"
+}
+
+// collectWorker is Collect for a worker: its services, its certificates
+// from the cluster, and its Node as its kubelet sees it through the load
+// balancer.
+func collectWorker(ctx context.Context, l datadir.Layout, r *Report, now time.Time) (*Report, error) {
+	r.Authorization = "decided by the control plane"
+	ports, err := services.Ports(l)
+	if err != nil {
+		return nil, err
+	}
+	served, err := services.ServedIn(l)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range served {
+		st := Service{Name: s.Name, Port: ports[s.Name], Bind: s.Bind.Address()}
+		if st.Port == 0 {
+			st.Off, st.Healthy = true, true
+		} else if r.PID != 0 {
+			st.Err = probe(ctx, l, s, ports[s.Name])
+			st.Healthy = st.Err == nil
+		}
+		r.Services = append(r.Services, st)
+	}
+	for _, name := range append([]string{"ca"}, bootstrap.WorkerCerts...) {
+		c := Cert{Name: name + ".crt"}
+		if cert, err := pki.LoadCert(l.Cert(name)); err != nil {
+			c.Err = err
+		} else {
+			c.NotAfter, c.DaysLeft = cert.NotAfter, int(cert.NotAfter.Sub(now).Hours()/24)
+		}
+		r.Certs = append(r.Certs, c)
+	}
+	if a, err := hostinfo.Detect(); err == nil {
+		r.Adaptations = a.Describe()
+	}
+	r.Node.Name = nodeName(l)
+	if r.PID != 0 {
+		r.Node.Ready, r.Node.Reason = nodeReadyAs(ctx, l, ports["apiserver-proxy"], r.Node.Name, "kubelet")
+	}
+	return r, nil
+}
+
+// clusterNodes lists the cluster's nodes, as admin.
+func clusterNodes(ctx context.Context, l datadir.Layout) []ClusterNode {
+	kube, err := agent.AdminClient(l)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	list, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	var out []ClusterNode
+	for _, n := range list.Items {
+		cn := ClusterNode{Name: n.Name, Role: "control-plane"}
+		if _, ok := n.Labels["node-role.kubernetes.io/worker"]; ok {
+			cn.Role = "worker"
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				cn.IP = a.Address
+			}
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				cn.Ready = c.Status == corev1.ConditionTrue
+			}
+		}
+		out = append(out, cn)
+	}
+	return out
 }

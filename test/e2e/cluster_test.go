@@ -125,6 +125,15 @@ func TestJoinWorker(t *testing.T) {
 		w.auditPorts()
 	})
 
+	t.Run("status shows the role and the cluster", func(t *testing.T) {
+		if out := w.mustKubeseed("status", "--wait-ready", "--timeout", "60s"); !strings.Contains(out, "role: worker") {
+			t.Errorf("worker status:\n%s", out)
+		}
+		if out := cp.mustKubeseed("status"); !strings.Contains(out, "worker-1") || !strings.Contains(out, "role: control-plane") {
+			t.Errorf("control-plane status:\n%s", out)
+		}
+	})
+
 	t.Run("pods run on the worker", func(t *testing.T) {
 		cp.apply(`{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-worker"}, "spec": {"nodeName": "worker-1", "terminationGracePeriodSeconds": 0,
 "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "imagePullPolicy": "Never"}]}}`)
