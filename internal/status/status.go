@@ -267,14 +267,20 @@ func probe(ctx context.Context, l datadir.Layout, s services.Service, port int) 
 		return health.Check(ctx, fmt.Sprintf("http://%s%s", addr, s.HealthPath), nil)
 	}
 	certFile, keyFile := "", ""
+	healthPath := s.HealthPath
 	if s.ClientCert != "" {
 		certFile, keyFile = l.Cert(s.ClientCert), l.Key(s.ClientCert)
+		// A worker holds no admin certificate: its TLS handshake is the
+		// check there.
+		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+			certFile, keyFile, healthPath = "", "", ""
+		}
 	}
 	tlsCfg, err := health.ClientTLS(l.Cert(s.TrustCA), certFile, keyFile)
 	if err != nil {
 		return err
 	}
-	if s.HealthPath == "" {
+	if healthPath == "" {
 		d := tls.Dialer{Config: tlsCfg}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {

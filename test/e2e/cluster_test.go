@@ -97,7 +97,10 @@ func TestJoinWorker(t *testing.T) {
 	t.Run("the token is used once the worker reports Ready", func(t *testing.T) {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			out := cp.mustKubeseed("join-token", "list")
+			out, err := cp.kubeseed("join-token", "list")
+			if err != nil {
+				t.Fatalf("join-token list: %v\n%s", err, out)
+			}
 			if !strings.Contains(out, id) {
 				break
 			}
@@ -126,17 +129,18 @@ func TestJoinWorker(t *testing.T) {
 	})
 
 	t.Run("status shows the role and the cluster", func(t *testing.T) {
-		if out := w.mustKubeseed("status", "--wait-ready", "--timeout", "60s"); !strings.Contains(out, "role: worker") {
-			t.Errorf("worker status:\n%s", out)
+		if out, err := w.kubeseed("status", "--wait-ready", "--timeout", "60s"); err != nil || !strings.Contains(out, "role: worker") {
+			t.Errorf("worker status: %v\n%s", err, out)
 		}
-		if out := cp.mustKubeseed("status"); !strings.Contains(out, "worker-1") || !strings.Contains(out, "role: control-plane") {
-			t.Errorf("control-plane status:\n%s", out)
+		if out, err := cp.kubeseed("status"); err != nil || !strings.Contains(out, "worker-1") || !strings.Contains(out, "role: control-plane") {
+			t.Errorf("control-plane status: %v\n%s", err, out)
 		}
 	})
 
-	t.Run("pods run on the worker", func(t *testing.T) {
+	// Pods run on the worker.
+	{
 		cp.apply(`{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-worker"}, "spec": {"nodeName": "worker-1", "terminationGracePeriodSeconds": 0,
 "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "imagePullPolicy": "Never"}]}}`)
 		cp.waitFor("a pod on the worker", "wait", "--for=condition=Ready", "pod/on-worker", "--timeout=120s")
-	})
+	}
 }
