@@ -89,10 +89,41 @@ func TestJoinWorker(t *testing.T) {
 		}
 	})
 
+	t.Run("an unreachable agent is named", func(t *testing.T) {
+		other := net.node()
+		gone := strings.Replace(line, cp.ip+":", "198.18.0.250:", 1)
+		out, err := other.kubeseed("join", gone, "--worker", "--node-name", "nope")
+		if err == nil || !strings.Contains(out, "198.18.0.250:25000") {
+			t.Fatalf("join through an agent that is not there: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("the agent refuses requests without a token or a node certificate", func(t *testing.T) {
+		client := cp.httpClient(cp.tlsConfig("ca", ""), 10*time.Second)
+		for path, want := range map[string]int{"/cluster/api/v2.0/join": 401, "/cluster/api/v2.0/join/complete": 401} {
+			body := `{"role":"worker","nodeName":"x","version":"v1.37.2"}`
+			if path != "/cluster/api/v2.0/join" {
+				body = `{"tokenID":"` + id + `","attempt":"x"}`
+			}
+			resp, err := client.Post("https://"+cp.ip+":25000"+path, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("POST %s: %v", path, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("POST %s: HTTP %d, want %d", path, resp.StatusCode, want)
+			}
+		}
+	})
+
 	w := net.node()
 	w.worker = true
 	w.run("join", line, "--worker", "--node-name", "worker-1")
 	cp.waitFor("the worker is Ready", "wait", "--for=condition=Ready", "node/worker-1", "--timeout=180s")
+	// Every service of the worker serves, as its status shows.
+	if out, err := w.kubeseed("status", "--wait-ready", "--timeout", "60s"); err != nil || !strings.Contains(out, "role: worker") {
+		t.Fatalf("worker status: %v\n%s", err, out)
+	}
 
 	t.Run("the token is used once the worker reports Ready", func(t *testing.T) {
 		deadline := time.Now().Add(60 * time.Second)
@@ -128,10 +159,14 @@ func TestJoinWorker(t *testing.T) {
 		w.auditPorts()
 	})
 
-	t.Run("status shows the role and the cluster", func(t *testing.T) {
-		if out, err := w.kubeseed("status", "--wait-ready", "--timeout", "60s"); err != nil || !strings.Contains(out, "role: worker") {
-			t.Errorf("worker status: %v\n%s", err, out)
+	t.Run("a node in a cluster cannot join again", func(t *testing.T) {
+		out, err := w.kubeseed("join", line, "--worker", "--node-name", "worker-1")
+		if err == nil || !strings.Contains(out, "empty data dir") {
+			t.Errorf("join on a running worker: %v\n%s", err, out)
 		}
+	})
+
+	t.Run("the control plane's status shows the cluster", func(t *testing.T) {
 		if out, err := cp.kubeseed("status"); err != nil || !strings.Contains(out, "worker-1") || !strings.Contains(out, "role: control-plane") {
 			t.Errorf("control-plane status: %v\n%s", err, out)
 		}
