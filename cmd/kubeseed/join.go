@@ -22,6 +22,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/daemon"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/jointoken"
 	"github.com/kubeseed/kubeseed/internal/pki"
@@ -89,9 +90,19 @@ Later starts are ` + "`kubeseed start`" + `.`,
 			if err != nil {
 				return fmt.Errorf("the cluster agent's answer: %w (nothing was written; the token's use comes back when its reservation expires)", err)
 			}
-			if err = bootstrap.WriteWorker(cmd.Context(), l, files); err == nil {
+			// The marker makes a join killed while writing discardable.
+			if err = fsutil.EnsureDir(l.Root, 0o755); err == nil {
+				err = fsutil.WriteFileAtomic(cluster.JoiningMarker(l), nil, 0o600)
+			}
+			if err == nil {
+				err = bootstrap.WriteWorker(cmd.Context(), l, files)
+			}
+			if err == nil {
 				err = cluster.Save(l, cluster.State{Role: cluster.Worker, Agents: []string{ja.Addr}, CAHash: ja.CAHash,
 					APIServers: resp.APIServers, NodeIP: resp.NodeIP, TokenID: resp.TokenID, Attempt: resp.Attempt})
+			}
+			if err == nil {
+				err = os.Remove(cluster.JoiningMarker(l))
 			}
 			if err != nil {
 				_ = removeContents(l.Root)
@@ -120,6 +131,14 @@ Later starts are ` + "`kubeseed start`" + `.`,
 func emptyDataDir(l datadir.Layout) error {
 	if pid, err := daemon.RunningPID(l); err == nil && pid != 0 {
 		return fmt.Errorf("a node runs on %s (pid %d): a node joins with an empty data dir; use another --data-dir, or stop and `kubeseed reset` this one", l.Root, pid)
+	}
+	if interrupted, err := cluster.Interrupted(l); err != nil {
+		return err
+	} else if interrupted {
+		fmt.Fprintf(os.Stderr, "kubeseed: %s holds an interrupted join; discarding it\n", l.Root)
+		if err := removeContents(l.Root); err != nil {
+			return fmt.Errorf("discard the interrupted join in %s: %w", l.Root, err)
+		}
 	}
 	entries, err := os.ReadDir(l.Root)
 	if errors.Is(err, os.ErrNotExist) {

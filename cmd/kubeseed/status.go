@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubeseed/kubeseed/internal/daemon"
 	"github.com/kubeseed/kubeseed/internal/cluster"
+	"github.com/kubeseed/kubeseed/internal/daemon"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/status"
 )

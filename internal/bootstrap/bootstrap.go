@@ -55,6 +55,11 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if interrupted, err := cluster.Interrupted(l); err != nil {
+		return nil, err
+	} else if interrupted {
+		return nil, fmt.Errorf("%s holds a join that was interrupted: run the `kubeseed join` line again (it discards this one), or `kubeseed reset`", l.Root)
+	}
 	if st, err := cluster.Load(l); err != nil {
 		return nil, err
 	} else if st.Role == cluster.Worker {

@@ -90,3 +90,13 @@ func Save(l datadir.Layout, s State) error {
 	}
 	return fsutil.WriteFileAtomic(Path(l), append(data, '\n'), 0o600)
 }
+
+// JoiningMarker is written before a join fills an empty data dir and
+// removed once the join record is in place: a data dir that still has it
+// holds an interrupted join, which the next join may discard.
+func JoiningMarker(l datadir.Layout) string { return filepath.Join(l.Root, ".joining") }
+
+// Interrupted reports whether l holds an interrupted join.
+func Interrupted(l datadir.Layout) (bool, error) {
+	return fsutil.Exists(JoiningMarker(l))
+}
