@@ -2,9 +2,9 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -12,26 +12,31 @@ import (
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // ControllerManager runs kube-controller-manager in-process.
-//
-// Upstream exits the process when the controller manager's context ends or
-// it loses its leader lease, so it is not stopped on its own: it stops with
-// the process, after the apiserver and etcd have shut down cleanly.
 type ControllerManager struct {
 	layout datadir.Layout
 	opts   *cmoptions.KubeControllerManagerOptions
-	exited chan error
+	run    *supervisor.Runner
+	// leaderElect: upstream then exits the process when the controllers'
+	// context ends (and when it loses the lease), so Stop must not cancel
+	// it; the controllers end with the process, after etcd has closed.
+	leaderElect bool
 }
+
+// stopGrace bounds the wait for the controllers to end; upstream's own
+// bound, --controller-shutdown-timeout, would spend the whole node's.
+const stopGrace = 3 * time.Second
 
 // NewControllerManager returns the component; it reads its args file at Init.
 func NewControllerManager(l datadir.Layout) *ControllerManager {
-	return &ControllerManager{layout: l, exited: make(chan error, 1)}
+	return &ControllerManager{layout: l, run: supervisor.NewRunner(defaults.ControllerManagerComponent, stopGrace)}
 }
 
 func (c *ControllerManager) Name() string         { return defaults.ControllerManagerComponent }
-func (c *ControllerManager) Exited() <-chan error { return c.exited }
+func (c *ControllerManager) Exited() <-chan error { return c.run.Exited() }
 
 // Init parses and validates args/kube-controller-manager.
 func (c *ControllerManager) Init(ctx context.Context) error {
@@ -52,22 +57,18 @@ func (c *ControllerManager) Init(ctx context.Context) error {
 
 // Start builds the config (which binds the secure port) and runs.
 func (c *ControllerManager) Start(ctx context.Context) error {
-	runCtx := context.WithoutCancel(ctx)
-	if err := c.opts.ComponentGlobalsRegistry.Set(); err != nil {
-		return err
-	}
-	cfg, err := c.opts.Config(runCtx, cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
+	// Not ComponentGlobalsRegistry.Set(), as upstream's command does: the
+	// registry is the process's, and the apiserver's Init set it.
+	path := c.layout.Args(defaults.ControllerManagerComponent)
+	cfg, err := c.opts.Config(c.run.Context(ctx), cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
 	if err != nil {
-		return err
+		_ = c.run.Stop(ctx)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	cfg.Authentication.Authenticator = rejectAnonymous{cfg.Authentication.Authenticator}
-	go func() {
-		err := cmapp.Run(runCtx, cfg.Complete())
-		if err == nil {
-			err = errors.New("returned unexpectedly")
-		}
-		c.exited <- err
-	}()
+	c.leaderElect = cfg.ComponentConfig.Generic.LeaderElection.LeaderElect
+	completed := cfg.Complete()
+	c.run.Start(ctx, func(ctx context.Context) error { return cmapp.Run(ctx, completed) })
 	return nil
 }
 
@@ -98,8 +99,13 @@ func controllersBuilt(body string) bool {
 	return false
 }
 
-// Stop is a no-op: see the type's comment.
-func (c *ControllerManager) Stop(ctx context.Context) error { return nil }
+// Stop ends the controllers, unless leader election is on (see the type).
+func (c *ControllerManager) Stop(ctx context.Context) error {
+	if c.leaderElect {
+		return nil
+	}
+	return c.run.Stop(ctx)
+}
 
 func adminHealth(ctx context.Context, l datadir.Layout, port int) error {
 	tlsCfg, err := health.ClientTLS(l.Cert("ca"), l.Cert("admin"), l.Key("admin"))

@@ -2,13 +2,11 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
 	cliflag "k8s.io/component-base/cli/flag"
-	"k8s.io/klog/v2"
 	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 
 	"github.com/kubeseed/kubeseed/internal/args"
@@ -16,6 +14,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/services"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // KubeProxy runs kube-proxy in-process.
@@ -23,21 +22,19 @@ type KubeProxy struct {
 	layout datadir.Layout
 	opts   *proxyapp.Options
 	health string
-	cancel context.CancelFunc
-	done   chan struct{}
-	exited chan error
+	run    *supervisor.Runner
 }
 
 // NewKubeProxy returns the component; it reads args/kube-proxy at Init.
 func NewKubeProxy(l datadir.Layout) *KubeProxy {
-	return &KubeProxy{layout: l, done: make(chan struct{}), exited: make(chan error, 1)}
+	return &KubeProxy{layout: l, run: supervisor.NewRunner(defaults.KubeProxyComponent, 3*time.Second)}
 }
 
 func (p *KubeProxy) Name() string { return defaults.KubeProxyComponent }
 
 // ReadyBefore: nothing else waits for kube-proxy's first sync.
-func (p *KubeProxy) ReadyBefore() string  { return "" }
-func (p *KubeProxy) Exited() <-chan error { return p.exited }
+func (p *KubeProxy) ReadyBefore() string  { return supervisor.NodeReady }
+func (p *KubeProxy) Exited() <-chan error { return p.run.Exited() }
 
 // Init parses and validates args/kube-proxy.
 func (p *KubeProxy) Init(ctx context.Context) error {
@@ -69,18 +66,7 @@ func (p *KubeProxy) Init(ctx context.Context) error {
 
 // Start runs kube-proxy until Stop.
 func (p *KubeProxy) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.cancel = cancel
-	go func() {
-		defer close(p.done)
-		err := p.opts.Run(runCtx)
-		if runCtx.Err() == nil {
-			if err == nil {
-				err = errors.New("returned unexpectedly")
-			}
-			p.exited <- err
-		}
-	}()
+	p.run.Start(ctx, p.opts.Run)
 	return nil
 }
 
@@ -92,16 +78,4 @@ func (p *KubeProxy) Ready(ctx context.Context) error {
 
 // Stop cancels kube-proxy. Its iptables rules stay until `kubeseed reset`,
 // so Services keep working for pods across a restart.
-func (p *KubeProxy) Stop(ctx context.Context) error {
-	if p.cancel == nil {
-		return nil
-	}
-	p.cancel()
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-		klog.FromContext(ctx).Info("kube-proxy still stopping; continuing shutdown")
-	case <-ctx.Done():
-	}
-	return nil
-}
+func (p *KubeProxy) Stop(ctx context.Context) error { return p.run.Stop(ctx) }
