@@ -22,6 +22,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/embedded"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/procfs"
 	"github.com/kubeseed/kubeseed/internal/supervisor"
@@ -208,49 +209,42 @@ func (c *Containerd) Ready(ctx context.Context) error {
 	return ImportBuiltins(ctx, client)
 }
 
-// startPoll is how often the start-up waits below retry.
-const startPoll = 50 * time.Millisecond
-
 // waitCRI waits until the CRI runtime service answers, so the kubelet
 // never meets a containerd whose CRI plugin is still loading.
 func waitCRI(ctx context.Context, address string) error {
-	var last error
-	for {
+	err := health.Poll(ctx, health.StartPoll, func(ctx context.Context) error {
 		rs, err := criService(ctx, address, 2*time.Second)
 		if err == nil {
 			_, err = rs.Version(ctx, "")
 		}
-		if err == nil {
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("containerd's CRI service at %s: %w (last: %v); check `kubeseed ctr plugins ls` for a CRI plugin that failed to load", address, ctx.Err(), last)
-		case <-time.After(startPoll):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("containerd's CRI service at %s: %w; check `kubeseed ctr plugins ls` for a CRI plugin that failed to load", address, err)
 	}
+	return nil
 }
 
 // Connect waits for containerd's socket to serve and returns a client in
 // the Kubernetes namespace.
 func Connect(ctx context.Context, address string) (*containerd.Client, error) {
-	var last error
-	for {
-		client, err := containerd.New(address, containerd.WithDefaultNamespace(Namespace), containerd.WithTimeout(2*time.Second))
-		if err == nil {
-			if _, err = client.Version(ctx); err == nil {
-				return client, nil
-			}
-			client.Close()
+	var client *containerd.Client
+	err := health.Poll(ctx, health.StartPoll, func(ctx context.Context) error {
+		c, err := containerd.New(address, containerd.WithDefaultNamespace(Namespace), containerd.WithTimeout(2*time.Second))
+		if err != nil {
+			return err
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("containerd at %s: %w (last: %v)", address, ctx.Err(), last)
-		case <-time.After(startPoll):
+		if _, err = c.Version(ctx); err != nil {
+			c.Close()
+			return err
 		}
+		client = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("containerd at %s: %w", address, err)
 	}
+	return client, nil
 }
 
 // Stop ends every pod sandbox through the CRI (which also tears down their

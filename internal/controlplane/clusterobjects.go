@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -14,6 +13,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
@@ -68,19 +68,18 @@ func (c *ClusterObjects) Start(ctx context.Context) error {
 }
 
 func (c *ClusterObjects) apply(ctx context.Context) error {
-	var last error
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		last = authz.EnsureClusterObjects(ctx, c.client)
-		if last == nil {
-			last = dns.Reconcile(ctx, c.layout, c.dynamic)
+	err := health.Poll(ctx, time.Second, func(ctx context.Context) error {
+		err := authz.EnsureClusterObjects(ctx, c.client)
+		if err == nil {
+			err = dns.Reconcile(ctx, c.layout, c.dynamic)
 		}
-		if last != nil {
-			klog.FromContext(ctx).V(1).Info("Retrying cluster objects", "err", last)
+		if err != nil {
+			klog.FromContext(ctx).V(1).Info("Retrying cluster objects", "err", err)
 		}
-		return last == nil, nil
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("apply the cluster objects: %w (last: %v)", err, last)
+		return fmt.Errorf("apply the cluster objects: %w", err)
 	}
 	return nil
 }
