@@ -8,6 +8,7 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
 )
 
 // flagSet merges an upstream component's named flag sets, as its own
@@ -21,7 +22,12 @@ func flagSet(component string, named cliflag.NamedFlagSets) *pflag.FlagSet {
 	return fs
 }
 
-// applyArgs sets the flags of args/<component> on fs.
+// applyArgs sets the flags of args/<component> on fs. Only the apiserver's
+// file may set the process-wide feature gates and logging.
 func applyArgs(l datadir.Layout, component string, fs *pflag.FlagSet) error {
-	return args.ApplyPFlags(l.Args(component), l.Vars(), component, fs)
+	var refuse args.Refuse
+	if component != defaults.APIServerComponent {
+		refuse = args.RefuseProcessWide(defaults.APIServerComponent)
+	}
+	return args.ApplyPFlags(l.Args(component), l.Vars(), component, fs, refuse)
 }

@@ -68,7 +68,7 @@ func (k *Kubelet) Init(ctx context.Context) error {
 	// upstream and belong in kubelet.yaml.
 	flags.AddFlags(fs)
 	argsPath := k.layout.Args(defaults.KubeletComponent)
-	if err := args.ApplyPFlags(argsPath, k.layout.Vars(), defaults.KubeletComponent, fs); err != nil {
+	if err := args.ApplyPFlags(argsPath, k.layout.Vars(), defaults.KubeletComponent, fs, args.RefuseProcessWide(defaults.APIServerComponent)); err != nil {
 		return err
 	}
 	if err := kubeletoptions.ValidateKubeletFlags(flags); err != nil {
@@ -81,9 +81,8 @@ func (k *Kubelet) Init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := utilfeature.DefaultMutableFeatureGate.SetFromMap(cfg.FeatureGates); err != nil {
-		return fmt.Errorf("%s: featureGates: %w", flags.KubeletConfigFile, err)
-	}
+	// featureGates needs no SetFromMap: loadConfig took only gates the
+	// process already has.
 	if err := kubeletvalidation.ValidateKubeletConfiguration(cfg, utilfeature.DefaultFeatureGate); err != nil {
 		return fmt.Errorf("%s: %w", flags.KubeletConfigFile, err)
 	}
@@ -117,6 +116,9 @@ func (k *Kubelet) loadConfig(ctx context.Context, path string) (*kubeletconfig.K
 	text, err := args.Expand(string(raw), k.layout.Vars())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkProcessWide(path, []byte(text), utilfeature.DefaultMutableFeatureGate); err != nil {
+		return nil, err
 	}
 	var doc map[string]any
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {

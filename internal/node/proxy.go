@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
 	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 
@@ -43,8 +45,19 @@ func (p *KubeProxy) Init(ctx context.Context) error {
 	fs.SetNormalizeFunc(cliflag.WordSepNormalizeFunc)
 	o.AddFlags(fs)
 	path := p.layout.Args(defaults.KubeProxyComponent)
-	if err := args.ApplyPFlags(path, p.layout.Vars(), defaults.KubeProxyComponent, fs); err != nil {
+	if err := args.ApplyPFlags(path, p.layout.Vars(), defaults.KubeProxyComponent, fs, args.RefuseProcessWide(defaults.APIServerComponent)); err != nil {
 		return err
+	}
+	// Complete loads --config, whose featureGates it applies to the
+	// process's gates: check them first.
+	if o.ConfigFile != "" {
+		data, err := os.ReadFile(o.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("%s: --config: %w", path, err)
+		}
+		if err := checkProcessWide(o.ConfigFile, data, utilfeature.DefaultMutableFeatureGate); err != nil {
+			return err
+		}
 	}
 	if err := o.Complete(fs); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
