@@ -1,5 +1,7 @@
-// Package controlplane runs kube-apiserver, kube-controller-manager and
-// kube-scheduler in this process, configured from their args files.
+// Package controlplane runs kube-apiserver, kube-controller-manager,
+// kube-scheduler and kubeseed's auth webhook in this process, configured
+// from their args files, and applies the cluster objects kubeseed needs.
+// The apiserver's Init sets the process-wide feature gates and logging.
 package controlplane
 
 import (

@@ -210,14 +210,9 @@ func Lock(ctx context.Context, l datadir.Layout) (unlock func(), err error) {
 	}
 	// `kubeseed status` probes the lock with a brief shared lock, so a
 	// refusal may be a probe in flight: retry for a moment.
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 2*time.Second, true, func(context.Context) (bool, error) {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return false, nil
-		}
-		return err == nil, err
-	})
-	if err != nil {
+	lockCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := fsutil.FlockWait(lockCtx, f); err != nil {
 		f.Close()
 		if wait.Interrupted(err) {
 			pid, _ := RunningPID(l)

@@ -1,4 +1,4 @@
-// Package health probes kubeseed's HTTPS endpoints.
+// Package health probes kubeseed's endpoints and polls until they serve.
 package health
 
 import (

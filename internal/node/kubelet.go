@@ -1,5 +1,6 @@
 // Package node runs the node components in-process: the kubelet and
-// kube-proxy. containerd, a separate process, lives in package runtime.
+// kube-proxy. containerd, a separate process, lives in package
+// containerruntime.
 package node
 
 import (
