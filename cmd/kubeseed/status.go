@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/daemon"
@@ -79,22 +80,22 @@ func collect(ctx context.Context, l datadir.Layout, clock func() (time.Time, err
 }
 
 func waitUntilReady(ctx context.Context, l datadir.Layout, clock func() (time.Time, error), timeout time.Duration, progress io.Writer) (*status.Report, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	start := time.Now()
 	last := ""
 	sawRunning := false
-	for {
-		r, err := collect(ctx, l, clock)
+	var r *status.Report
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		var err error
+		r, err = collect(ctx, l, clock)
 		if err == nil && r.PID != 0 {
 			sawRunning = true
 		}
 		if sawRunning && err == nil && r.PID == 0 {
-			return r, errors.New("kubeseed stopped while starting; see its log for the error")
+			return false, errors.New("kubeseed stopped while starting; see its log for the error")
 		}
 		if err == nil && r.Ready() {
 			fmt.Fprintf(progress, "node ready after %s\n", time.Since(start).Round(100*time.Millisecond))
-			return r, nil
+			return true, nil
 		}
 		msg := "waiting for kubeseed to start"
 		if err != nil {
@@ -117,12 +118,12 @@ func waitUntilReady(ctx context.Context, l datadir.Layout, clock func() (time.Ti
 			fmt.Fprintf(progress, "[%s] %s\n", time.Since(start).Round(time.Second), msg)
 			last = msg
 		}
-		select {
-		case <-ctx.Done():
-			return r, fmt.Errorf("node not ready after %s (%s); see the kubeseed log, or run `kubeseed status`", timeout, msg)
-		case <-time.After(500 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if wait.Interrupted(err) {
+		return r, fmt.Errorf("node not ready after %s (%s); see the kubeseed log, or run `kubeseed status`", timeout, last)
 	}
+	return r, err
 }
 
 func printReport(w io.Writer, l datadir.Layout, r *status.Report, now time.Time) {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubeseed/kubeseed/internal/daemon"
 )
@@ -34,15 +36,18 @@ func newStopCommand(g *globalOptions) *cobra.Command {
 				return fmt.Errorf("signal pid %d: %w", pid, err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "stopping kubeseed (pid %d)...\n", pid)
-			deadline := time.Now().Add(timeout)
-			for time.Now().Before(deadline) {
-				if p, _ := daemon.RunningPID(l); p == 0 && !alive(pid) {
-					fmt.Fprintln(cmd.OutOrStdout(), "kubeseed stopped")
-					return nil
-				}
-				time.Sleep(200 * time.Millisecond)
+			err = wait.PollUntilContextTimeout(cmd.Context(), 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+				p, _ := daemon.RunningPID(l)
+				return p == 0 && !alive(pid), nil
+			})
+			if err != nil && cmd.Context().Err() != nil {
+				return fmt.Errorf("pid %d is still stopping: %w", pid, err)
 			}
-			return fmt.Errorf("pid %d still running after %s; check its log, or force it with `kill -9 %d`", pid, timeout, pid)
+			if err != nil {
+				return fmt.Errorf("pid %d still running after %s; check its log, or force it with `kill -9 %d`", pid, timeout, pid)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "kubeseed stopped")
+			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for a clean stop")

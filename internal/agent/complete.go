@@ -32,9 +32,7 @@ func NewJoinCompleter(l datadir.Layout) *JoinCompleter {
 	return &JoinCompleter{layout: l, done: make(chan struct{})}
 }
 
-func (j *JoinCompleter) Name() string                    { return "join-completion" }
-func (j *JoinCompleter) Ready(ctx context.Context) error { return nil }
-func (j *JoinCompleter) Exited() <-chan error            { return nil }
+func (j *JoinCompleter) Name() string { return "join-completion" }
 
 // Init reads the join record.
 func (j *JoinCompleter) Init(ctx context.Context) error {

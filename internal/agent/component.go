@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"time"
 
@@ -20,22 +19,23 @@ import (
 	"github.com/kubeseed/kubeseed/internal/jointoken"
 	"github.com/kubeseed/kubeseed/internal/netconf"
 	"github.com/kubeseed/kubeseed/internal/pki"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // Agent runs the cluster agent as a supervised component.
 type Agent struct {
 	layout datadir.Layout
 	opts   *Options
-	srv    *Server
-	cancel context.CancelFunc
-	exited chan error
+	run    *supervisor.Runner
 }
 
 // NewAgent returns the component; it reads args/cluster-agent at Init.
-func NewAgent(l datadir.Layout) *Agent { return &Agent{layout: l, exited: make(chan error, 1)} }
+func NewAgent(l datadir.Layout) *Agent {
+	return &Agent{layout: l, run: supervisor.NewRunner(Component, 0)}
+}
 
 func (a *Agent) Name() string         { return Component }
-func (a *Agent) Exited() <-chan error { return a.exited }
+func (a *Agent) Exited() <-chan error { return a.run.Exited() }
 
 // LoadOptions reads and validates the data dir's args/cluster-agent.
 func LoadOptions(l datadir.Layout) (*Options, error) {
@@ -119,18 +119,10 @@ func (a *Agent) Start(ctx context.Context) error {
 		closeTokens()
 		return fmt.Errorf("%s: %w", a.layout.Args(Component), err)
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.srv, a.cancel = srv, cancel
-	go func() {
+	a.run.Start(ctx, func(ctx context.Context) error {
 		defer closeTokens()
-		err := srv.Serve(runCtx)
-		if runCtx.Err() == nil {
-			if err == nil {
-				err = errors.New("returned unexpectedly")
-			}
-			a.exited <- err
-		}
-	}()
+		return srv.Serve(ctx)
+	})
 	return nil
 }
 
@@ -157,9 +149,4 @@ func (a *Agent) Ready(ctx context.Context) error {
 }
 
 // Stop ends serving.
-func (a *Agent) Stop(ctx context.Context) error {
-	if a.cancel != nil {
-		a.cancel()
-	}
-	return nil
-}
+func (a *Agent) Stop(ctx context.Context) error { return a.run.Stop(ctx) }

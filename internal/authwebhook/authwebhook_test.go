@@ -236,9 +236,13 @@ func startServer(t *testing.T) (dir string, o *Options, tokens string) {
 	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		_ = srv.Shutdown(context.Background())
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after its context ended")
 		}
 	})
 	return dir, o, tokens

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,28 +89,18 @@ func (c *Client) Authenticated(ctx context.Context, token string) (bool, error) 
 // WaitFor polls until every token's state is want, or ctx ends.
 func (c *Client) WaitFor(ctx context.Context, tokens []string, want bool) error {
 	defer c.http.CloseIdleConnections()
-	for {
-		var err error
-		done := true
+	return health.Poll(ctx, 200*time.Millisecond, func(ctx context.Context) error {
 		for _, t := range tokens {
-			var got bool
-			if got, err = c.Authenticated(ctx, t); err != nil || got != want {
-				done = false
-				break
-			}
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
+			got, err := c.Authenticated(ctx, t)
 			if err != nil {
-				return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+				return err
 			}
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+			if got != want {
+				return fmt.Errorf("a token's authenticated is %v, want %v", got, want)
+			}
 		}
-	}
+		return nil
+	})
 }
 
 // WaitLoaded polls until the webhook uses the token file content whose
@@ -117,23 +108,19 @@ func (c *Client) WaitFor(ctx context.Context, tokens []string, want bool) error 
 func (c *Client) WaitLoaded(ctx context.Context, digest [sha256.Size]byte) error {
 	defer c.http.CloseIdleConnections()
 	want := hex.EncodeToString(digest[:])
-	for {
+	return health.Poll(ctx, 200*time.Millisecond, func(ctx context.Context) error {
 		st, err := c.Loaded(ctx)
-		if err == nil && st.Digest == want {
+		switch {
+		case err != nil:
+			return err
+		case st.Digest == want:
 			return nil
+		case st.Err != "":
+			return fmt.Errorf("the webhook rejected the token file: %s", st.Err)
+		default:
+			return errors.New("the webhook still uses an older token file")
 		}
-		select {
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-			}
-			if st.Err != "" {
-				return fmt.Errorf("%w: the webhook rejected the token file: %s", ctx.Err(), st.Err)
-			}
-			return fmt.Errorf("%w: the webhook still uses an older token file", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	})
 }
 
 // LoadState is what the webhook says about its token file.

@@ -143,21 +143,28 @@ func (s *Server) Listen() error {
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve answers requests and reloads the token file every ReloadInterval
-// until ctx ends or the server fails.
+// until ctx ends or the server fails. Once ctx ends it stops listening
+// and lets requests in flight finish, for at most drainTimeout.
 func (s *Server) Serve(ctx context.Context) error {
 	go s.reloadLoop(ctx)
+	drained := make(chan error, 1)
+	stop := context.AfterFunc(ctx, func() {
+		drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+		defer cancel()
+		drained <- s.srv.Shutdown(drainCtx)
+	})
+	defer stop()
 	// The certificate comes from TLSConfig; ServeTLS also enables HTTP/2.
 	err := s.srv.ServeTLS(s.ln, "", "")
 	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+		return <-drained
 	}
 	return err
 }
 
-// Shutdown stops listening and waits for requests in flight.
-func (s *Server) Shutdown(ctx context.Context) error {
-	return s.srv.Shutdown(ctx)
-}
+// drainTimeout bounds how long Serve waits for requests in flight: reviews
+// are answered from memory, so a longer one is a stuck client.
+const drainTimeout = 5 * time.Second
 
 func (s *Server) reloadLoop(ctx context.Context) {
 	log := klog.FromContext(ctx)

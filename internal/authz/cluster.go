@@ -10,6 +10,7 @@ import (
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -69,26 +70,15 @@ func Probe(ctx context.Context, cs kubernetes.Interface) (Mode, error) {
 func WaitForMode(ctx context.Context, cs kubernetes.Interface, want Mode, progress func(string)) error {
 	start := time.Now()
 	lastReport := start
-	for {
+	return health.Poll(ctx, 250*time.Millisecond, func(ctx context.Context) error {
 		got, err := Probe(ctx, cs)
-		if err == nil && got == want {
-			return nil
+		if err == nil && got != want {
+			err = fmt.Errorf("kube-apiserver still enforces %s", got)
 		}
-		if time.Since(lastReport) >= 5*time.Second {
+		if err != nil && time.Since(lastReport) >= 5*time.Second {
 			lastReport = time.Now()
-			state := fmt.Sprintf("still %s", got)
-			if err != nil {
-				state = err.Error()
-			}
-			progress(fmt.Sprintf("waiting for kube-apiserver to reload its authorization config (%s, %s)", state, time.Since(start).Round(time.Second)))
+			progress(fmt.Sprintf("waiting for kube-apiserver to reload its authorization config (%v, %s)", err, time.Since(start).Round(time.Second)))
 		}
-		select {
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-			}
-			return fmt.Errorf("%w: kube-apiserver still enforces %s", ctx.Err(), got)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/pki"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // Options configure the loop.
@@ -99,37 +100,30 @@ func ReadState(path string) (*State, error) {
 	return &s, nil
 }
 
-// Renewer is the supervised component.
+// Renewer is the supervised component. Its loop ends only with Stop, so
+// it has no exits to report.
 type Renewer struct {
-	m      pki.Manager
-	o      Options
-	cancel context.CancelFunc
-	done   chan struct{}
-	first  chan struct{}
-	exited chan error
-	state  State
+	m     pki.Manager
+	o     Options
+	run   *supervisor.Runner
+	first chan struct{}
+	state State
 }
 
 // New returns the component. m.Now is its clock; m.HostIPs its IP source.
 func New(m pki.Manager, o Options) *Renewer {
-	return &Renewer{m: m, o: o, done: make(chan struct{}), first: make(chan struct{}), exited: make(chan error, 1)}
+	return &Renewer{m: m, o: o, run: supervisor.NewRunner("cert-renewal", 0), first: make(chan struct{})}
 }
 
-func (r *Renewer) Name() string         { return "cert-renewal" }
-func (r *Renewer) Exited() <-chan error { return r.exited }
+func (r *Renewer) Name() string { return "cert-renewal" }
 
 // Init checks the options.
 func (r *Renewer) Init(ctx context.Context) error { return r.o.Validate() }
 
 // Start runs the loop until Stop.
 func (r *Renewer) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.cancel = cancel
 	r.state = State{PID: os.Getpid(), RenewBefore: r.o.RenewBefore.String(), CheckInterval: r.o.CheckInterval.String()}
-	go func() {
-		defer close(r.done)
-		r.run(runCtx)
-	}()
+	r.run.Start(ctx, r.loop)
 	return nil
 }
 
@@ -145,18 +139,7 @@ func (r *Renewer) Ready(ctx context.Context) error {
 
 // Stop ends the loop; a renewal in progress finishes first (it is short,
 // and a kill would be recovered anyway).
-func (r *Renewer) Stop(ctx context.Context) error {
-	if r.cancel == nil {
-		return nil
-	}
-	r.cancel()
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("certificate renewal did not stop: %w", ctx.Err())
-	}
-}
+func (r *Renewer) Stop(ctx context.Context) error { return r.run.Stop(ctx) }
 
 func (r *Renewer) now() time.Time {
 	if r.m.Now != nil {
@@ -165,7 +148,7 @@ func (r *Renewer) now() time.Time {
 	return time.Now()
 }
 
-func (r *Renewer) run(ctx context.Context) {
+func (r *Renewer) loop(ctx context.Context) error {
 	log := klog.FromContext(ctx).WithName("cert-renewal")
 	ctx = klog.NewContext(ctx, log)
 	r.check(ctx)
@@ -178,7 +161,7 @@ func (r *Renewer) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-checks.C:
 			r.check(ctx)
 		case <-polls.C:

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/services"
@@ -75,7 +77,8 @@ func WaitServed(ctx context.Context, l datadir.Layout, before, after map[string]
 		}
 	}
 	lastNote := time.Now()
-	for {
+	var names []string
+	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		var still []waiting
 		for _, w := range pending {
 			c, err := ServedCert(ctx, l, w.svc, ports[w.svc.Name])
@@ -85,9 +88,9 @@ func WaitServed(ctx context.Context, l datadir.Layout, before, after map[string]
 		}
 		pending = still
 		if len(pending) == 0 {
-			return time.Since(start), nil
+			return true, nil
 		}
-		var names []string
+		names = names[:0]
 		for _, w := range pending {
 			names = append(names, w.svc.Name+" ("+w.name+".crt)")
 		}
@@ -95,10 +98,10 @@ func WaitServed(ctx context.Context, l datadir.Layout, before, after map[string]
 			progress(fmt.Sprintf("still waiting for %s to serve the new certificate (%s)", strings.Join(names, ", "), time.Since(start).Round(time.Second)))
 			lastNote = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return time.Since(start), fmt.Errorf("%s still serve the old certificate after %s; the new files are in place and are re-read within a minute, see the kubeseed log", strings.Join(names, ", "), timeout)
-		case <-time.After(50 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil {
+		return time.Since(start), fmt.Errorf("%s still serve the old certificate after %s; the new files are in place and are re-read within a minute, see the kubeseed log", strings.Join(names, ", "), timeout)
 	}
+	return time.Since(start), nil
 }

@@ -56,7 +56,7 @@ func LoadOptions(l datadir.Layout) (Options, error) {
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "where the CNI plugins are installed")
 	fs.StringVar(&o.LogLevel, "log-level", "warn", "containerd log level")
 	path := l.Args(defaults.ContainerdComponent)
-	if err := args.ApplyPFlags(path, l.Vars(), defaults.ContainerdComponent, fs); err != nil {
+	if err := args.ApplyPFlags(path, l.Vars(), defaults.ContainerdComponent, fs, nil); err != nil {
 		return o, err
 	}
 	for name, v := range map[string]string{"config-template": o.ConfigTemplate, "address": o.Address, "root": o.Root, "state": o.State, "metrics-address": o.MetricsAddress, "stream-address": o.StreamAddress} {

@@ -22,15 +22,19 @@ import (
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/embedded"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/procfs"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // Restart policy for a crashed containerd: pods keep running in their
-// shims meanwhile, so restarting is always worth trying a few times.
+// shims meanwhile, so restarting is always worth trying a few times. The
+// n-th restart in the window waits n times restartDelay.
 const (
 	maxRestarts   = 5
 	restartWindow = 5 * time.Minute
+	restartDelay  = time.Second
 )
 
 // Containerd supervises the containerd child process.
@@ -40,10 +44,14 @@ type Containerd struct {
 	exe    string // the kubeseed binary, run as `kubeseed containerd`
 	opts   Options
 	logOut *os.File
+	// command builds the containerd process; tests replace it.
+	command      func() *exec.Cmd
+	restartDelay time.Duration
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
-	stopping bool
+	stopping bool          // set by Stop: no process is spawned after it
+	stopped  chan struct{} // closed with stopping, to cut a restart's wait
 	restarts []time.Time
 	waited   chan struct{} // closed when the current process is reaped
 	exited   chan error
@@ -51,14 +59,19 @@ type Containerd struct {
 
 // New returns the component; it reads args/containerd at Init.
 func New(l datadir.Layout, adapt hostinfo.Adaptations) *Containerd {
-	return &Containerd{layout: l, adapt: adapt, logOut: os.Stderr, exited: make(chan error, 1)}
+	c := &Containerd{layout: l, adapt: adapt, logOut: os.Stderr, restartDelay: restartDelay, stopped: make(chan struct{}), exited: make(chan error, 1)}
+	c.command = c.containerdCommand
+	return c
 }
 
 func (c *Containerd) Name() string { return defaults.ContainerdComponent }
 
 // ReadyBefore lets etcd and the control plane start while containerd loads;
 // only the kubelet needs it.
-func (c *Containerd) ReadyBefore() string  { return defaults.KubeletComponent }
+func (c *Containerd) ReadyBefore() string { return defaults.KubeletComponent }
+
+var _ supervisor.Overlapped = (*Containerd)(nil)
+
 func (c *Containerd) Exited() <-chan error { return c.exited }
 
 // ShimPath is where the runc shim is installed for containerd to find.
@@ -122,10 +135,22 @@ func (c *Containerd) Start(ctx context.Context) error {
 	return c.spawn(ctx)
 }
 
-func (c *Containerd) spawn(ctx context.Context) error {
+func (c *Containerd) containerdCommand() *exec.Cmd {
 	cmd := exec.Command(c.exe, "containerd", "--config", c.layout.Run("containerd.toml"), "--log-level", c.opts.LogLevel)
 	// The shim is found on PATH, next to nothing else of ours.
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(ShimPath(c.layout))+":"+os.Getenv("PATH"))
+	return cmd
+}
+
+// spawn starts a containerd process unless Stop has begun; holding the
+// lock from the check to the start means Stop sees every process spawned.
+func (c *Containerd) spawn(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return nil
+	}
+	cmd := c.command()
 	cmd.Stdout, cmd.Stderr = c.logOut, c.logOut
 	// Its own process group keeps a terminal's Ctrl-C for us; Pdeathsig
 	// ends it if kubeseed dies without stopping it.
@@ -134,9 +159,7 @@ func (c *Containerd) spawn(ctx context.Context) error {
 		return fmt.Errorf("start containerd: %w", err)
 	}
 	waited := make(chan struct{})
-	c.mu.Lock()
 	c.cmd, c.waited = cmd, waited
-	c.mu.Unlock()
 	go c.watch(ctx, cmd, waited)
 	return nil
 }
@@ -155,18 +178,23 @@ func (c *Containerd) watch(ctx context.Context, cmd *exec.Cmd, waited chan struc
 		}
 	}
 	c.restarts = append(recent, now)
-	tooMany := len(c.restarts) > maxRestarts
+	n := len(c.restarts)
 	c.mu.Unlock()
 	if stopping {
 		return
 	}
-	log := klog.FromContext(ctx)
-	if tooMany {
-		c.exited <- fmt.Errorf("containerd exited (%v) %d times in %s; giving up", err, len(c.restarts), restartWindow)
+	if n > maxRestarts {
+		c.exited <- fmt.Errorf("containerd exited (%v) %d times in %s; giving up", err, n, restartWindow)
 		return
 	}
-	log.Info("containerd exited unexpectedly; restarting it (pods keep running in their shims)", "err", err, "restart", len(c.restarts))
-	time.Sleep(time.Duration(len(c.restarts)) * time.Second)
+	klog.FromContext(ctx).Info("containerd exited unexpectedly; restarting it (pods keep running in their shims)", "err", err, "restart", n)
+	delay := time.NewTimer(time.Duration(n) * c.restartDelay)
+	defer delay.Stop()
+	select {
+	case <-c.stopped:
+		return
+	case <-delay.C:
+	}
 	if err := c.spawn(ctx); err != nil {
 		c.exited <- err
 	}
@@ -186,73 +214,76 @@ func (c *Containerd) Ready(ctx context.Context) error {
 	return ImportBuiltins(ctx, client)
 }
 
-// startPoll is how often the start-up waits below retry.
-const startPoll = 50 * time.Millisecond
-
 // waitCRI waits until the CRI runtime service answers, so the kubelet
 // never meets a containerd whose CRI plugin is still loading.
 func waitCRI(ctx context.Context, address string) error {
-	var last error
-	for {
+	err := health.Poll(ctx, health.StartPoll, func(ctx context.Context) error {
 		rs, err := criService(ctx, address, 2*time.Second)
 		if err == nil {
 			_, err = rs.Version(ctx, "")
 		}
-		if err == nil {
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("containerd's CRI service at %s: %w (last: %v); check `kubeseed ctr plugins ls` for a CRI plugin that failed to load", address, ctx.Err(), last)
-		case <-time.After(startPoll):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("containerd's CRI service at %s: %w; check `kubeseed ctr plugins ls` for a CRI plugin that failed to load", address, err)
 	}
+	return nil
 }
 
 // Connect waits for containerd's socket to serve and returns a client in
 // the Kubernetes namespace.
 func Connect(ctx context.Context, address string) (*containerd.Client, error) {
-	var last error
-	for {
-		client, err := containerd.New(address, containerd.WithDefaultNamespace(Namespace), containerd.WithTimeout(2*time.Second))
-		if err == nil {
-			if _, err = client.Version(ctx); err == nil {
-				return client, nil
-			}
-			client.Close()
+	var client *containerd.Client
+	err := health.Poll(ctx, health.StartPoll, func(ctx context.Context) error {
+		c, err := containerd.New(address, containerd.WithDefaultNamespace(Namespace), containerd.WithTimeout(2*time.Second))
+		if err != nil {
+			return err
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("containerd at %s: %w (last: %v)", address, ctx.Err(), last)
-		case <-time.After(startPoll):
+		if _, err = c.Version(ctx); err != nil {
+			c.Close()
+			return err
 		}
+		client = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("containerd at %s: %w", address, err)
 	}
+	return client, nil
 }
 
 // Stop ends every pod sandbox through the CRI (which also tears down their
 // networks and mounts), then containerd, then any shim left behind.
 func (c *Containerd) Stop(ctx context.Context) error {
 	c.mu.Lock()
-	c.stopping = true
+	if !c.stopping {
+		c.stopping = true
+		close(c.stopped)
+	}
 	cmd, waited := c.cmd, c.waited
 	c.mu.Unlock()
 	if cmd == nil {
 		return nil
 	}
 	log := klog.FromContext(ctx)
-	podCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if err := removeSandboxes(podCtx, c.opts.Address); err != nil {
-		log.Error(err, "could not remove every pod sandbox; continuing")
-	}
-	cancel()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-waited:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-waited
+		// Crashed and not yet restarted: there is no CRI to ask, and the
+		// shims are killed below.
+		log.Info("containerd is not running; its pod sandboxes cannot be removed through the CRI")
+	default:
+		podCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := removeSandboxes(podCtx, c.opts.Address); err != nil {
+			log.Error(err, "could not remove every pod sandbox; continuing")
+		}
+		cancel()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-waited
+		}
 	}
 	if n := killShims(ShimPath(c.layout)); n > 0 {
 		log.Info("killed leftover shims", "count", n)

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,13 +9,13 @@ import (
 	"k8s.io/client-go/rest"
 	basecompatibility "k8s.io/component-base/compatibility"
 	logsapi "k8s.io/component-base/logs/api/v1"
-	"k8s.io/klog/v2"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // APIServer runs kube-apiserver in-process. Upstream's NewAPIServerCommand
@@ -26,18 +25,16 @@ type APIServer struct {
 	layout    datadir.Layout
 	completed apiserveroptions.CompletedOptions
 	port      int
-	cancel    context.CancelFunc
-	done      chan struct{}
-	exited    chan error
+	run       *supervisor.Runner
 }
 
 // NewAPIServer returns the component; it reads args/kube-apiserver at Init.
 func NewAPIServer(l datadir.Layout) *APIServer {
-	return &APIServer{layout: l, exited: make(chan error, 1), done: make(chan struct{})}
+	return &APIServer{layout: l, run: supervisor.NewRunner(defaults.APIServerComponent, drainGrace)}
 }
 
 func (a *APIServer) Name() string         { return defaults.APIServerComponent }
-func (a *APIServer) Exited() <-chan error { return a.exited }
+func (a *APIServer) Exited() <-chan error { return a.run.Exited() }
 
 // Init parses the args file into upstream's options and validates them.
 func (a *APIServer) Init(ctx context.Context) error {
@@ -70,18 +67,7 @@ func (a *APIServer) Init(ctx context.Context) error {
 
 // Start runs the apiserver until Stop.
 func (a *APIServer) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	go func() {
-		defer close(a.done)
-		err := apiserverapp.Run(runCtx, a.completed)
-		if runCtx.Err() == nil {
-			if err == nil {
-				err = errors.New("returned unexpectedly")
-			}
-			a.exited <- err
-		}
-	}()
+	a.run.Start(ctx, func(ctx context.Context) error { return apiserverapp.Run(ctx, a.completed) })
 	return nil
 }
 
@@ -95,25 +81,13 @@ func (a *APIServer) Ready(ctx context.Context) error {
 }
 
 // drainGrace bounds the wait for the apiserver's HTTP server to finish
-// after cancellation. The in-process controller-manager and scheduler hold
-// watches open until the process ends, so upstream's wait for every
-// connection to close would last its full timeout; by the time we stop
-// waiting, the listener is closed and short requests have drained.
+// after cancellation. Upstream waits for every connection to close, and an
+// in-process client still winding down (or one never stopped, see
+// ControllerManager) can hold a watch open for the full timeout; by the
+// time we stop waiting, the listener is closed and short requests have
+// drained.
 const drainGrace = 3 * time.Second
 
 // Stop shuts the apiserver down: it stops listening, drains short requests
 // and then no longer touches etcd.
-func (a *APIServer) Stop(ctx context.Context) error {
-	if a.cancel == nil {
-		return nil
-	}
-	a.cancel()
-	select {
-	case <-a.done:
-	case <-time.After(drainGrace):
-		klog.FromContext(ctx).Info("kube-apiserver still holds long-running connections; continuing shutdown")
-	case <-ctx.Done():
-		return fmt.Errorf("kube-apiserver did not stop in time: %w", ctx.Err())
-	}
-	return nil
-}
+func (a *APIServer) Stop(ctx context.Context) error { return a.run.Stop(ctx) }

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"k8s.io/klog/v2"
@@ -12,6 +11,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // AuthWebhook serves kube-apiserver's token authentication webhook from
@@ -20,17 +20,16 @@ type AuthWebhook struct {
 	layout datadir.Layout
 	opts   *authwebhook.Options
 	srv    *authwebhook.Server
-	cancel context.CancelFunc
-	exited chan error
+	run    *supervisor.Runner
 }
 
 // NewAuthWebhook returns the component; it reads args/auth-webhook at Init.
 func NewAuthWebhook(l datadir.Layout) *AuthWebhook {
-	return &AuthWebhook{layout: l, exited: make(chan error, 1)}
+	return &AuthWebhook{layout: l, run: supervisor.NewRunner(defaults.AuthWebhookComponent, 0)}
 }
 
 func (w *AuthWebhook) Name() string         { return defaults.AuthWebhookComponent }
-func (w *AuthWebhook) Exited() <-chan error { return w.exited }
+func (w *AuthWebhook) Exited() <-chan error { return w.run.Exited() }
 
 // Init parses the args file, loads the certificates and the token file.
 func (w *AuthWebhook) Init(ctx context.Context) error {
@@ -60,17 +59,7 @@ func (w *AuthWebhook) Start(ctx context.Context) error {
 	if err := w.srv.Listen(); err != nil {
 		return err
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w.cancel = cancel
-	go func() {
-		err := w.srv.Serve(runCtx)
-		if runCtx.Err() == nil {
-			if err == nil {
-				err = errors.New("returned unexpectedly")
-			}
-			w.exited <- err
-		}
-	}()
+	w.run.Start(ctx, w.srv.Serve)
 	return nil
 }
 
@@ -83,11 +72,6 @@ func (w *AuthWebhook) Ready(ctx context.Context) error {
 	return health.Wait(ctx, w.opts.BaseURL()+authwebhook.HealthPath, tlsCfg)
 }
 
-// Stop ends serving; kube-apiserver has stopped before this runs.
-func (w *AuthWebhook) Stop(ctx context.Context) error {
-	if w.cancel == nil {
-		return nil
-	}
-	w.cancel()
-	return w.srv.Shutdown(ctx)
-}
+// Stop ends serving once requests in flight are answered; kube-apiserver
+// has stopped before this runs.
+func (w *AuthWebhook) Stop(ctx context.Context) error { return w.run.Stop(ctx) }

@@ -13,28 +13,34 @@ import (
 	"github.com/kubeseed/kubeseed/internal/addons/dns"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // ClusterObjects applies the cluster-level objects kubeseed needs (RBAC
-// bindings for its own identities, the DNS addon unless disabled) once kube-apiserver serves. It is
-// idempotent, so it runs at every start.
+// bindings for its own identities, the DNS addon unless disabled) once
+// kube-apiserver serves. It is idempotent, so it runs at every start.
 type ClusterObjects struct {
 	layout  datadir.Layout
 	client  kubernetes.Interface
 	dynamic dynamic.Interface
-	exited  chan error
+	run     *supervisor.Runner
+	applied chan error // the outcome, once
 }
 
 // NewClusterObjects returns the component.
 func NewClusterObjects(l datadir.Layout) *ClusterObjects {
-	return &ClusterObjects{layout: l, exited: make(chan error, 1)}
+	return &ClusterObjects{layout: l, run: supervisor.NewRunner("cluster-objects", 0), applied: make(chan error, 1)}
 }
 
-func (c *ClusterObjects) Name() string         { return "cluster-objects" }
-func (c *ClusterObjects) Exited() <-chan error { return c.exited }
+func (c *ClusterObjects) Name() string { return "cluster-objects" }
 
-// Init builds an admin client from credentials/client.config.
+// Init builds an admin client from credentials/client.config and checks
+// config/dns: retrying cannot fix a bad one.
 func (c *ClusterObjects) Init(ctx context.Context) error {
+	if _, err := dns.LoadConfig(c.layout); err != nil {
+		return fmt.Errorf("%w; fix or delete that file (deleting it enables DNS with the host's resolvers)", err)
+	}
 	cs, err := AdminClient(c.layout)
 	if err != nil {
 		return err
@@ -51,34 +57,45 @@ func (c *ClusterObjects) Init(ctx context.Context) error {
 	return nil
 }
 
-// Start does nothing: the work is in Ready, which the supervisor waits for.
-func (c *ClusterObjects) Start(ctx context.Context) error { return nil }
+// Start applies the objects in the background, retrying until they are
+// applied or Stop. The job's end is not an exit: Ready reports it.
+func (c *ClusterObjects) Start(ctx context.Context) error {
+	c.run.Start(ctx, func(ctx context.Context) error {
+		c.applied <- c.apply(ctx)
+		return nil
+	})
+	return nil
+}
 
-// Ready applies the objects, retrying until ctx ends. A bad config/dns
-// fails at once: retrying cannot fix it.
-func (c *ClusterObjects) Ready(ctx context.Context) error {
-	if _, err := dns.LoadConfig(c.layout); err != nil {
-		return fmt.Errorf("%w; fix or delete that file (deleting it enables DNS with the host's resolvers)", err)
-	}
-	for {
+func (c *ClusterObjects) apply(ctx context.Context) error {
+	err := health.Poll(ctx, time.Second, func(ctx context.Context) error {
 		err := authz.EnsureClusterObjects(ctx, c.client)
 		if err == nil {
 			err = dns.Reconcile(ctx, c.layout, c.dynamic)
 		}
-		if err == nil {
-			return nil
+		if err != nil {
+			klog.FromContext(ctx).V(1).Info("Retrying cluster objects", "err", err)
 		}
-		klog.FromContext(ctx).V(1).Info("Retrying cluster objects", "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(time.Second):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("apply the cluster objects: %w", err)
+	}
+	return nil
+}
+
+// Ready waits until the objects are applied.
+func (c *ClusterObjects) Ready(ctx context.Context) error {
+	select {
+	case err := <-c.applied:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// Stop is a no-op.
-func (c *ClusterObjects) Stop(ctx context.Context) error { return nil }
+// Stop ends the retries, if they still run.
+func (c *ClusterObjects) Stop(ctx context.Context) error { return c.run.Stop(ctx) }
 
 // AdminClient is a clientset authenticated as the cluster admin.
 func AdminClient(l datadir.Layout) (kubernetes.Interface, error) {

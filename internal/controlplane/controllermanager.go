@@ -2,9 +2,9 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cmfeatures "k8s.io/controller-manager/pkg/features"
@@ -15,6 +15,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // ControllerManager runs kube-controller-manager in-process.
@@ -22,23 +23,26 @@ import (
 // With leader election, upstream exits the process when the controller
 // manager's context ends or its lease is lost, unless the gate
 // ControllerManagerReleaseLeaderElectionLockOnExit is on; kubeseed turns
-// it on (unless args/kube-apiserver sets it), so Stop hands the lease on at
-// once and the next start, here or on another control plane, need not wait
-// for it to expire. With the gate off it stops with the process.
+// it on (unless args/kube-apiserver's --feature-gates names it), so Stop
+// hands the lease on at once and the next start, here or on another
+// control plane, need not wait for it to expire. With the gate off and
+// leader election on, the controllers end with the process.
 type ControllerManager struct {
 	layout datadir.Layout
 	opts   *cmoptions.KubeControllerManagerOptions
-	exited chan error
-	done   chan struct{}
-	cancel context.CancelFunc
-	// releases is set when the lease is released on cancel, so Stop may
-	// cancel without upstream exiting the process.
-	releases bool
+	run    *supervisor.Runner
+	// stoppable: Stop may cancel the controllers without upstream
+	// exiting the process.
+	stoppable bool
 }
+
+// stopGrace bounds the wait for the controllers to end; upstream's own
+// bound, --controller-shutdown-timeout, would spend the whole node's.
+const stopGrace = 3 * time.Second
 
 // NewControllerManager returns the component; it reads its args file at Init.
 func NewControllerManager(l datadir.Layout) *ControllerManager {
-	return &ControllerManager{layout: l, exited: make(chan error, 1), done: make(chan struct{})}
+	return &ControllerManager{layout: l, run: supervisor.NewRunner(defaults.ControllerManagerComponent, stopGrace)}
 }
 
 // releaseLockGate is the upstream gate that makes a cancelled controller
@@ -61,7 +65,7 @@ func (c *ControllerManager) enableReleaseLock() (bool, error) {
 }
 
 func (c *ControllerManager) Name() string         { return defaults.ControllerManagerComponent }
-func (c *ControllerManager) Exited() <-chan error { return c.exited }
+func (c *ControllerManager) Exited() <-chan error { return c.run.Exited() }
 
 // Init parses and validates args/kube-controller-manager.
 func (c *ControllerManager) Init(ctx context.Context) error {
@@ -82,36 +86,24 @@ func (c *ControllerManager) Init(ctx context.Context) error {
 
 // Start builds the config (which binds the secure port) and runs.
 func (c *ControllerManager) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	if err := c.opts.ComponentGlobalsRegistry.Set(); err != nil {
-		cancel()
-		return err
-	}
-	c.cancel = cancel
+	// Not ComponentGlobalsRegistry.Set(), as upstream's command does: the
+	// registry is the process's, and the apiserver's Init set it.
+	path := c.layout.Args(defaults.ControllerManagerComponent)
 	releases, err := c.enableReleaseLock()
 	if err != nil {
-		cancel()
 		return err
 	}
-	c.releases = releases
-	cfg, err := c.opts.Config(runCtx, cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
+	cfg, err := c.opts.Config(c.run.Context(ctx), cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
 	if err != nil {
-		cancel()
-		return err
+		_ = c.run.Stop(ctx)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	cfg.Authentication.Authenticator = rejectAnonymous{cfg.Authentication.Authenticator}
-	go func() {
-		defer close(c.done)
-		err := cmapp.Run(runCtx, cfg.Complete())
-		if runCtx.Err() != nil {
-			return // stopped
-		}
-		if err == nil {
-			// With leader election it returns once the lease is lost.
-			err = errors.New("returned unexpectedly (lost its leader lease?)")
-		}
-		c.exited <- err
-	}()
+	c.stoppable = !cfg.ComponentConfig.Generic.LeaderElection.LeaderElect || releases
+	completed := cfg.Complete()
+	// With leader election it returns once the lease is lost: the
+	// supervisor then stops the node, in order.
+	c.run.Start(ctx, func(ctx context.Context) error { return cmapp.Run(ctx, completed) })
 	return nil
 }
 
@@ -142,18 +134,13 @@ func controllersBuilt(body string) bool {
 	return false
 }
 
-// Stop ends the controller manager and its lease; see the type's comment.
+// Stop ends the controllers and releases their lease, unless upstream
+// would then exit the process (see the type).
 func (c *ControllerManager) Stop(ctx context.Context) error {
-	if c.cancel == nil || !c.releases {
+	if !c.stoppable {
 		return nil
 	}
-	c.cancel()
-	select {
-	case <-c.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("the controller manager did not stop: %w", ctx.Err())
-	}
+	return c.run.Stop(ctx)
 }
 
 func adminHealth(ctx context.Context, l datadir.Layout, port int) error {

@@ -1,5 +1,7 @@
-// Package controlplane runs kube-apiserver, kube-controller-manager and
-// kube-scheduler in this process, configured from their args files.
+// Package controlplane runs kube-apiserver, kube-controller-manager,
+// kube-scheduler and kubeseed's auth webhook in this process, configured
+// from their args files, and applies the cluster objects kubeseed needs.
+// The apiserver's Init sets the process-wide feature gates and logging.
 package controlplane
 
 import (
@@ -8,6 +10,7 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
 )
 
 // flagSet merges an upstream component's named flag sets, as its own
@@ -21,7 +24,12 @@ func flagSet(component string, named cliflag.NamedFlagSets) *pflag.FlagSet {
 	return fs
 }
 
-// applyArgs sets the flags of args/<component> on fs.
+// applyArgs sets the flags of args/<component> on fs. Only the apiserver's
+// file may set the process-wide feature gates and logging.
 func applyArgs(l datadir.Layout, component string, fs *pflag.FlagSet) error {
-	return args.ApplyPFlags(l.Args(component), l.Vars(), component, fs)
+	var refuse args.Refuse
+	if component != defaults.APIServerComponent {
+		refuse = args.RefuseProcessWide(defaults.APIServerComponent)
+	}
+	return args.ApplyPFlags(l.Args(component), l.Vars(), component, fs, refuse)
 }

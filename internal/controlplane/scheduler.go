@@ -14,26 +14,30 @@ import (
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // Scheduler runs kube-scheduler in-process. With leader election upstream
-// exits the process when its context ends, so it stops with the process.
-// Its lease identity is the node's name, stable across restarts, so a
-// restarted node takes its own unexpired lease back at once instead of
-// waiting for it to expire.
+// exits the process when its context ends, so it then stops with the
+// process. Its lease identity is the node's name, stable across restarts,
+// so a restarted node takes its own unexpired lease back at once instead
+// of waiting for it to expire.
 type Scheduler struct {
 	layout datadir.Layout
 	opts   *schedoptions.Options
-	exited chan error
+	run    *supervisor.Runner
+	// leaderElect: as for the controller manager, upstream then exits the
+	// process when the scheduler's context ends, so Stop must not cancel it.
+	leaderElect bool
 }
 
 // NewScheduler returns the component; it reads its args file at Init.
 func NewScheduler(l datadir.Layout) *Scheduler {
-	return &Scheduler{layout: l, exited: make(chan error, 1)}
+	return &Scheduler{layout: l, run: supervisor.NewRunner(defaults.SchedulerComponent, stopGrace)}
 }
 
 func (s *Scheduler) Name() string         { return defaults.SchedulerComponent }
-func (s *Scheduler) Exited() <-chan error { return s.exited }
+func (s *Scheduler) Exited() <-chan error { return s.run.Exited() }
 
 // Init parses args/kube-scheduler.
 func (s *Scheduler) Init(ctx context.Context) error {
@@ -53,35 +57,30 @@ func (s *Scheduler) Init(ctx context.Context) error {
 	return nil
 }
 
-// Start validates, binds the secure port and runs.
+// Start validates, binds the secure port and runs. The feature gates were
+// set by the apiserver's Init, as for the controller manager.
 func (s *Scheduler) Start(ctx context.Context) error {
-	runCtx := context.WithoutCancel(ctx)
-	if err := s.opts.ComponentGlobalsRegistry.Set(); err != nil {
-		return err
-	}
-	cc, sched, err := schedapp.Setup(runCtx, s.opts)
+	cc, sched, err := schedapp.Setup(s.run.Context(ctx), s.opts)
 	if err != nil {
+		_ = s.run.Stop(ctx)
 		return fmt.Errorf("%s: %w", s.layout.Args(defaults.SchedulerComponent), err)
 	}
 	cc.Authentication.Authenticator = rejectAnonymous{cc.Authentication.Authenticator}
 	if cc.LeaderElection != nil {
 		lock, ok := cc.LeaderElection.Lock.(*resourcelock.LeaseLock)
 		if !ok {
+			_ = s.run.Stop(ctx)
 			return fmt.Errorf("%s: kubeseed supports only Lease locks for leader election (--leader-elect-resource-lock=leases)", s.layout.Args(defaults.SchedulerComponent))
 		}
 		id, err := leaseIdentity(s.layout)
 		if err != nil {
+			_ = s.run.Stop(ctx)
 			return err
 		}
 		lock.LockConfig.Identity = id
 	}
-	go func() {
-		err := schedapp.Run(runCtx, cc, sched)
-		if err == nil {
-			err = errors.New("returned unexpectedly")
-		}
-		s.exited <- err
-	}()
+	s.leaderElect = cc.LeaderElection != nil
+	s.run.Start(ctx, func(ctx context.Context) error { return schedapp.Run(ctx, cc, sched) })
 	return nil
 }
 
@@ -90,8 +89,13 @@ func (s *Scheduler) Ready(ctx context.Context) error {
 	return adminHealth(ctx, s.layout, s.opts.SecureServing.BindPort)
 }
 
-// Stop is a no-op: see the type's comment.
-func (s *Scheduler) Stop(ctx context.Context) error { return nil }
+// Stop ends the scheduler, unless leader election is on (see the type).
+func (s *Scheduler) Stop(ctx context.Context) error {
+	if s.leaderElect {
+		return nil
+	}
+	return s.run.Stop(ctx)
+}
 
 // leaseIdentity names this node in leader election: its kubelet's
 // --hostname-override, which is unique in a cluster, else the host name.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/agent"
@@ -58,7 +59,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 	if err := fsutil.EnsureDir(l.RunDir(), 0o755); err != nil {
 		return err
 	}
-	unlock, err := Lock(l)
+	unlock, err := Lock(ctx, l)
 	if err != nil {
 		return err
 	}
@@ -227,22 +228,18 @@ func CheckPorts(l datadir.Layout, warn func(string)) error {
 
 // Lock takes the data dir's exclusive lock and records our PID in it; the
 // lock is released when the process ends, however it ends.
-func Lock(l datadir.Layout) (unlock func(), err error) {
+func Lock(ctx context.Context, l datadir.Layout) (unlock func(), err error) {
 	f, err := os.OpenFile(l.PIDFile(), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", l.PIDFile(), err)
 	}
 	// `kubeseed status` probes the lock with a brief shared lock, so a
 	// refusal may be a probe in flight: retry for a moment.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil {
+	lockCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := fsutil.FlockWait(lockCtx, f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if wait.Interrupted(err) {
 			pid, _ := RunningPID(l)
 			return nil, fmt.Errorf("kubeseed is already running on %s (pid %d); stop it with `kubeseed stop`", l.Root, pid)
 		}

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
 )
@@ -35,7 +37,7 @@ func TestLockPIDFileMode(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			unlock, err := Lock(l)
+			unlock, err := Lock(t.Context(), l)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,6 +55,41 @@ func TestLockPIDFileMode(t *testing.T) {
 			}
 			if got := strings.TrimSpace(string(data)); got != strconv.Itoa(os.Getpid()) {
 				t.Errorf("%s holds %q, want our pid %d", l.PIDFile(), got, os.Getpid())
+			}
+		})
+	}
+}
+
+// A second start finds the lock held. It retries for 2 s in case the
+// holder is a status probe, but gives up at once when its context ends.
+func TestLockHeld(t *testing.T) {
+	l := datadir.Layout{Root: t.TempDir()}
+	if err := os.MkdirAll(l.RunDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := Lock(t.Context(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration
+		within  time.Duration
+	}{
+		{"retries, then refuses", time.Minute, 5 * time.Second},
+		{"ctx ends first", 50 * time.Millisecond, time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
+			defer cancel()
+			start := time.Now()
+			_, err := Lock(ctx, l)
+			if err == nil || !strings.Contains(err.Error(), "kubeseed is already running on "+l.Root+" (pid "+strconv.Itoa(os.Getpid())+")") {
+				t.Fatalf("second Lock = %v", err)
+			}
+			if d := time.Since(start); d > tt.within {
+				t.Errorf("took %s, want under %s", d, tt.within)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-// Package health probes kubeseed's HTTPS endpoints.
+// Package health probes kubeseed's endpoints and polls until they serve.
 package health
 
 import (
@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Check does one GET and returns nil on HTTP 200.
@@ -38,9 +40,9 @@ func Get(ctx context.Context, url string, tlsCfg *tls.Config) (string, error) {
 	return string(body), nil
 }
 
-// startPoll is how often start-up probes retry: each probe is one local
+// StartPoll is how often start-up probes retry: each probe is one local
 // request, and every poll saved shortens the start.
-const startPoll = 50 * time.Millisecond
+const StartPoll = 50 * time.Millisecond
 
 // Wait polls url until it answers 200 or ctx ends.
 func Wait(ctx context.Context, url string, tlsCfg *tls.Config) error {
@@ -50,22 +52,31 @@ func Wait(ctx context.Context, url string, tlsCfg *tls.Config) error {
 // WaitFor polls url until it answers 200 with a body for which done holds,
 // or ctx ends; waitingFor says what done waits for, in errors.
 func WaitFor(ctx context.Context, url string, tlsCfg *tls.Config, waitingFor string, done func(body string) bool) error {
-	var last error
-	for {
+	return Poll(ctx, StartPoll, func(ctx context.Context) error {
 		body, err := Get(ctx, url, tlsCfg)
-		if err == nil && done(body) {
-			return nil
+		if err == nil && !done(body) {
+			err = fmt.Errorf("%s: %s", url, waitingFor)
 		}
-		last = err
-		if err == nil {
-			last = fmt.Errorf("%s: %s", url, waitingFor)
+		return err
+	})
+}
+
+// Poll calls probe every interval until it returns nil or ctx ends. The
+// error then wraps ctx's and ends with probe's last failure; one caused by
+// ctx ending mid-probe is not kept, as it says nothing about what failed.
+func Poll(ctx context.Context, interval time.Duration, probe func(context.Context) error) error {
+	var last error
+	err := wait.PollUntilContextCancel(ctx, interval, true, func(ctx context.Context) (bool, error) {
+		err := probe(ctx)
+		if err != nil && ctx.Err() == nil {
+			last = err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(startPoll):
-		}
+		return err == nil, nil
+	})
+	if err != nil && last != nil {
+		return fmt.Errorf("%w (last: %v)", err, last)
 	}
+	return err
 }
 
 // ClientTLS trusts caFile and, when certFile is set, presents that client

@@ -20,6 +20,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // endpointsInterval is how often a worker re-reads the apiservers' list.
@@ -31,18 +32,17 @@ const endpointsInterval = 30 * time.Second
 type APIServerProxy struct {
 	layout datadir.Layout
 	proxy  *apiproxy.Proxy
-	cancel context.CancelFunc
-	exited chan error
+	run    *supervisor.Runner
 }
 
 // NewAPIServerProxy returns the component; it reads args/apiserver-proxy
 // and var/cluster.json at Init.
 func NewAPIServerProxy(l datadir.Layout) *APIServerProxy {
-	return &APIServerProxy{layout: l, exited: make(chan error, 1)}
+	return &APIServerProxy{layout: l, run: supervisor.NewRunner(defaults.APIServerProxyComponent, 0)}
 }
 
 func (p *APIServerProxy) Name() string         { return defaults.APIServerProxyComponent }
-func (p *APIServerProxy) Exited() <-chan error { return p.exited }
+func (p *APIServerProxy) Exited() <-chan error { return p.run.Exited() }
 
 // Init parses the args file and the join record.
 func (p *APIServerProxy) Init(ctx context.Context) error {
@@ -91,18 +91,8 @@ func (p *APIServerProxy) Init(ctx context.Context) error {
 
 // Start serves and follows the apiservers' endpoints.
 func (p *APIServerProxy) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.cancel = cancel
-	go func() {
-		err := p.proxy.Run(runCtx)
-		if runCtx.Err() == nil {
-			if err == nil {
-				err = errors.New("returned unexpectedly")
-			}
-			p.exited <- err
-		}
-	}()
-	go p.followEndpoints(runCtx)
+	go p.followEndpoints(p.run.Context(ctx))
+	p.run.Start(ctx, p.proxy.Run)
 	return nil
 }
 
@@ -144,9 +134,4 @@ func (p *APIServerProxy) followEndpoints(ctx context.Context) {
 func (p *APIServerProxy) Ready(ctx context.Context) error { return p.proxy.Ready(ctx) }
 
 // Stop ends the proxy; the kubelet and kube-proxy have stopped.
-func (p *APIServerProxy) Stop(ctx context.Context) error {
-	if p.cancel != nil {
-		p.cancel()
-	}
-	return nil
-}
+func (p *APIServerProxy) Stop(ctx context.Context) error { return p.run.Stop(ctx) }

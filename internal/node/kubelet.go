@@ -1,11 +1,11 @@
 // Package node runs the node components in-process: the kubelet and
-// kube-proxy. containerd, a separate process, lives in package runtime.
+// kube-proxy. containerd, a separate process, lives in package
+// containerruntime.
 package node
 
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/pflag"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
-	"k8s.io/klog/v2"
 	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 	kubeletoptions "k8s.io/kubernetes/cmd/kubelet/app/options"
 	"k8s.io/kubernetes/pkg/kubelet"
@@ -31,6 +30,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // Kubelet runs the kubelet in-process. Upstream's command installs a
@@ -44,23 +44,21 @@ type Kubelet struct {
 	// healthTLS is set when healthz is the secure port's, as admin: the
 	// loopback healthz port is turned off (healthzPort: 0).
 	healthTLS *tls.Config
-	cancel    context.CancelFunc
-	done      chan struct{}
-	exited    chan error
+	run       *supervisor.Runner
 }
 
 // NewKubelet returns the component; it reads args/kubelet and
 // args/kubelet.yaml at Init.
 func NewKubelet(l datadir.Layout, adapt hostinfo.Adaptations) *Kubelet {
-	return &Kubelet{layout: l, adapt: adapt, done: make(chan struct{}), exited: make(chan error, 1)}
+	return &Kubelet{layout: l, adapt: adapt, run: supervisor.NewRunner(defaults.KubeletComponent, 5*time.Second)}
 }
 
 func (k *Kubelet) Name() string { return defaults.KubeletComponent }
 
 // ReadyBefore lets kube-proxy start while the kubelet comes up; only the
 // node as a whole needs it.
-func (k *Kubelet) ReadyBefore() string  { return "" }
-func (k *Kubelet) Exited() <-chan error { return k.exited }
+func (k *Kubelet) ReadyBefore() string  { return supervisor.NodeReady }
+func (k *Kubelet) Exited() <-chan error { return k.run.Exited() }
 
 // Init parses the flags and the config file and validates them.
 func (k *Kubelet) Init(ctx context.Context) error {
@@ -71,7 +69,7 @@ func (k *Kubelet) Init(ctx context.Context) error {
 	// upstream and belong in kubelet.yaml.
 	flags.AddFlags(fs)
 	argsPath := k.layout.Args(defaults.KubeletComponent)
-	if err := args.ApplyPFlags(argsPath, k.layout.Vars(), defaults.KubeletComponent, fs); err != nil {
+	if err := args.ApplyPFlags(argsPath, k.layout.Vars(), defaults.KubeletComponent, fs, args.RefuseProcessWide(defaults.APIServerComponent)); err != nil {
 		return err
 	}
 	if err := kubeletoptions.ValidateKubeletFlags(flags); err != nil {
@@ -84,9 +82,8 @@ func (k *Kubelet) Init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := utilfeature.DefaultMutableFeatureGate.SetFromMap(cfg.FeatureGates); err != nil {
-		return fmt.Errorf("%s: featureGates: %w", flags.KubeletConfigFile, err)
-	}
+	// featureGates needs no SetFromMap: loadConfig took only gates the
+	// process already has.
 	if err := kubeletvalidation.ValidateKubeletConfiguration(cfg, utilfeature.DefaultFeatureGate); err != nil {
 		return fmt.Errorf("%s: %w", flags.KubeletConfigFile, err)
 	}
@@ -120,6 +117,9 @@ func (k *Kubelet) loadConfig(ctx context.Context, path string) (*kubeletconfig.K
 	text, err := args.Expand(string(raw), k.layout.Vars())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkProcessWide(path, []byte(text), utilfeature.DefaultMutableFeatureGate); err != nil {
+		return nil, err
 	}
 	var doc map[string]any
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
@@ -157,26 +157,18 @@ func (k *Kubelet) loadConfig(ctx context.Context, path string) (*kubeletconfig.K
 	return cfg, nil
 }
 
-// Start builds the dependencies and runs the kubelet until Stop.
+// Start builds the dependencies and runs the kubelet until Stop. The
+// dependencies run goroutines of their own, on the kubelet's context.
 func (k *Kubelet) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k.cancel = cancel
-	deps, err := kubeletapp.UnsecuredDependencies(runCtx, k.server, utilfeature.DefaultFeatureGate)
+	deps, err := kubeletapp.UnsecuredDependencies(k.run.Context(ctx), k.server, utilfeature.DefaultFeatureGate)
 	if err != nil {
-		cancel()
+		_ = k.run.Stop(ctx)
 		return fmt.Errorf("kubelet dependencies: %w", err)
 	}
 	k.deps = deps
-	go func() {
-		defer close(k.done)
-		err := kubeletapp.Run(runCtx, k.server, k.deps, utilfeature.DefaultFeatureGate)
-		if runCtx.Err() == nil {
-			if err == nil {
-				err = errors.New("returned unexpectedly")
-			}
-			k.exited <- err
-		}
-	}()
+	k.run.Start(ctx, func(ctx context.Context) error {
+		return kubeletapp.Run(ctx, k.server, k.deps, utilfeature.DefaultFeatureGate)
+	})
 	return nil
 }
 
@@ -186,16 +178,4 @@ func (k *Kubelet) Ready(ctx context.Context) error {
 }
 
 // Stop cancels the kubelet; its containers are stopped by the runtime's Stop.
-func (k *Kubelet) Stop(ctx context.Context) error {
-	if k.cancel == nil {
-		return nil
-	}
-	k.cancel()
-	select {
-	case <-k.done:
-	case <-time.After(5 * time.Second):
-		klog.FromContext(ctx).Info("kubelet still stopping; continuing shutdown")
-	case <-ctx.Done():
-	}
-	return nil
-}
+func (k *Kubelet) Stop(ctx context.Context) error { return k.run.Stop(ctx) }

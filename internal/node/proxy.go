@@ -2,13 +2,13 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
-	"k8s.io/klog/v2"
 	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 
 	"github.com/kubeseed/kubeseed/internal/args"
@@ -16,6 +16,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
 	"github.com/kubeseed/kubeseed/internal/services"
+	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
 // KubeProxy runs kube-proxy in-process.
@@ -23,21 +24,19 @@ type KubeProxy struct {
 	layout datadir.Layout
 	opts   *proxyapp.Options
 	health string
-	cancel context.CancelFunc
-	done   chan struct{}
-	exited chan error
+	run    *supervisor.Runner
 }
 
 // NewKubeProxy returns the component; it reads args/kube-proxy at Init.
 func NewKubeProxy(l datadir.Layout) *KubeProxy {
-	return &KubeProxy{layout: l, done: make(chan struct{}), exited: make(chan error, 1)}
+	return &KubeProxy{layout: l, run: supervisor.NewRunner(defaults.KubeProxyComponent, 3*time.Second)}
 }
 
 func (p *KubeProxy) Name() string { return defaults.KubeProxyComponent }
 
 // ReadyBefore: nothing else waits for kube-proxy's first sync.
-func (p *KubeProxy) ReadyBefore() string  { return "" }
-func (p *KubeProxy) Exited() <-chan error { return p.exited }
+func (p *KubeProxy) ReadyBefore() string  { return supervisor.NodeReady }
+func (p *KubeProxy) Exited() <-chan error { return p.run.Exited() }
 
 // Init parses and validates args/kube-proxy.
 func (p *KubeProxy) Init(ctx context.Context) error {
@@ -46,8 +45,19 @@ func (p *KubeProxy) Init(ctx context.Context) error {
 	fs.SetNormalizeFunc(cliflag.WordSepNormalizeFunc)
 	o.AddFlags(fs)
 	path := p.layout.Args(defaults.KubeProxyComponent)
-	if err := args.ApplyPFlags(path, p.layout.Vars(), defaults.KubeProxyComponent, fs); err != nil {
+	if err := args.ApplyPFlags(path, p.layout.Vars(), defaults.KubeProxyComponent, fs, args.RefuseProcessWide(defaults.APIServerComponent)); err != nil {
 		return err
+	}
+	// Complete loads --config, whose featureGates it applies to the
+	// process's gates: check them first.
+	if o.ConfigFile != "" {
+		data, err := os.ReadFile(o.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("%s: --config: %w", path, err)
+		}
+		if err := checkProcessWide(o.ConfigFile, data, utilfeature.DefaultMutableFeatureGate); err != nil {
+			return err
+		}
 	}
 	if err := o.Complete(fs); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -69,18 +79,7 @@ func (p *KubeProxy) Init(ctx context.Context) error {
 
 // Start runs kube-proxy until Stop.
 func (p *KubeProxy) Start(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.cancel = cancel
-	go func() {
-		defer close(p.done)
-		err := p.opts.Run(runCtx)
-		if runCtx.Err() == nil {
-			if err == nil {
-				err = errors.New("returned unexpectedly")
-			}
-			p.exited <- err
-		}
-	}()
+	p.run.Start(ctx, p.opts.Run)
 	return nil
 }
 
@@ -92,16 +91,4 @@ func (p *KubeProxy) Ready(ctx context.Context) error {
 
 // Stop cancels kube-proxy. Its iptables rules stay until `kubeseed reset`,
 // so Services keep working for pods across a restart.
-func (p *KubeProxy) Stop(ctx context.Context) error {
-	if p.cancel == nil {
-		return nil
-	}
-	p.cancel()
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-		klog.FromContext(ctx).Info("kube-proxy still stopping; continuing shutdown")
-	case <-ctx.Done():
-	}
-	return nil
-}
+func (p *KubeProxy) Stop(ctx context.Context) error { return p.run.Stop(ctx) }

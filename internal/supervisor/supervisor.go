@@ -1,4 +1,12 @@
-// Package supervisor runs components in order and stops them in reverse.
+// Package supervisor runs a node's components in order and stops them in
+// reverse.
+//
+// A component's life: every component is initialised (Init) before any
+// starts, so bad input stops the node before anything listens. Then each
+// is started (Start) and, if it is a Readier, awaited (Ready) before the
+// next starts, unless it is Overlapped. Once all are ready the node runs
+// until the context ends or an Exiter exits; every started component is
+// then stopped (Stop) in reverse order, also when the start failed half way.
 package supervisor
 
 import (
@@ -10,31 +18,46 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Component is the lifecycle every supervised part implements.
+// Component is what every supervised part implements.
 type Component interface {
 	Name() string
-	// Init validates configuration; nothing listens yet. Every component
-	// is initialised before any starts, so bad input stops the node early.
+	// Init validates configuration; nothing listens yet.
 	Init(ctx context.Context) error
-	// Start launches the component and returns without waiting.
+	// Start launches the component and returns without waiting for it.
 	Start(ctx context.Context) error
+	// Stop ends a started component; ctx bounds how long it may take.
+	// It is called once, for started components only.
+	Stop(ctx context.Context) error
+}
+
+// Readier is a component that serves some time after Start returns.
+type Readier interface {
 	// Ready blocks until the component serves, or ctx ends.
 	Ready(ctx context.Context) error
-	// Stop ends the component; ctx bounds how long it may take.
-	Stop(ctx context.Context) error
-	// Exited delivers the error of a component that ended on its own.
+}
+
+// Exiter is a component that can end on its own. Exited delivers why; the
+// supervisor then stops the node.
+type Exiter interface {
 	Exited() <-chan error
 }
 
-// Overlapped is implemented by a component whose readiness the components
-// after it need not wait for. The supervisor awaits it just before starting
-// the component named by ReadyBefore, or, for "", before reporting the node
-// ready; start-up work of independent components then overlaps.
+// Overlapped is a Readier whose readiness the components after it need not
+// wait for. The supervisor awaits it just before starting the component
+// named by ReadyBefore, which must come later in the list, or, for
+// NodeReady, before reporting the node ready; start-up work of independent
+// components then overlaps.
 type Overlapped interface {
+	Readier
 	ReadyBefore() string
 }
 
-// pendingReady is an Overlapped component's readiness, still being awaited.
+// NodeReady, returned by ReadyBefore, means only the node as a whole needs
+// the component ready. It cannot be a component's name (names have no
+// spaces or parentheses).
+const NodeReady = "(node ready)"
+
+// pendingReady is a started component's readiness, still being awaited.
 type pendingReady struct {
 	c     Component
 	done  chan error
@@ -54,11 +77,42 @@ func New(components ...Component) *Supervisor {
 	return &Supervisor{components: components, StopTimeout: 30 * time.Second}
 }
 
+// checkOrder rejects a list Run cannot honour: two components of one name,
+// or a ReadyBefore that names no later component (a typo would otherwise
+// quietly wait until the end).
+func checkOrder(components []Component) error {
+	pos := make(map[string]int, len(components))
+	for i, c := range components {
+		if _, dup := pos[c.Name()]; dup {
+			return fmt.Errorf("component %q is listed twice", c.Name())
+		}
+		pos[c.Name()] = i
+	}
+	for i, c := range components {
+		o, ok := c.(Overlapped)
+		if !ok || o.ReadyBefore() == NodeReady {
+			continue
+		}
+		before := o.ReadyBefore()
+		j, found := pos[before]
+		switch {
+		case !found:
+			return fmt.Errorf("%s must be ready before %q, which is not supervised (supervisor.NodeReady defers it to the node's readiness)", c.Name(), before)
+		case j <= i:
+			return fmt.Errorf("%s must be ready before %s, which does not start after it", c.Name(), before)
+		}
+	}
+	return nil
+}
+
 // Run initialises and starts every component, calls ready once all are
 // ready, then waits until ctx ends or a component exits, and stops the
 // started components in reverse order. A nil return means a clean stop
 // requested through ctx.
 func (s *Supervisor) Run(ctx context.Context, ready func()) error {
+	if err := checkOrder(s.components); err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
 	for _, c := range s.components {
 		if err := c.Init(ctx); err != nil {
 			return fmt.Errorf("%s: %w", c.Name(), err)
@@ -101,15 +155,21 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 			return errors.Join(fmt.Errorf("start %s: %w", c.Name(), err), stopAll())
 		}
 		started = append(started, c)
-		go func(c Component) {
-			if err := <-c.Exited(); err != nil {
-				exited <- fmt.Errorf("%s exited: %w", c.Name(), err)
-			} else {
-				exited <- fmt.Errorf("%s exited", c.Name())
-			}
-		}(c)
+		if e, ok := c.(Exiter); ok {
+			go func() {
+				if err := <-e.Exited(); err != nil {
+					exited <- fmt.Errorf("%s exited: %w", c.Name(), err)
+				} else {
+					exited <- fmt.Errorf("%s exited", c.Name())
+				}
+			}()
+		}
+		r, ok := c.(Readier)
+		if !ok {
+			continue
+		}
 		p := pendingReady{c: c, done: make(chan error, 1), start: time.Now()}
-		go func() { p.done <- c.Ready(readyCtx) }()
+		go func() { p.done <- r.Ready(readyCtx) }()
 		if o, ok := c.(Overlapped); ok {
 			pending[o.ReadyBefore()] = append(pending[o.ReadyBefore()], p)
 			continue
@@ -118,10 +178,9 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 			return errors.Join(err, stopAll())
 		}
 	}
-	for before := range pending {
-		if err := awaitPending(before); err != nil {
-			return errors.Join(err, stopAll())
-		}
+	// checkOrder leaves only NodeReady waiters at this point.
+	if err := awaitPending(NodeReady); err != nil {
+		return errors.Join(err, stopAll())
 	}
 	if ready != nil {
 		ready()

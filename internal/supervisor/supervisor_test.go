@@ -136,7 +136,7 @@ func (o *overlapped) Ready(ctx context.Context) error {
 func TestOverlappedReadiness(t *testing.T) {
 	rec := &recorder{}
 	slow := &overlapped{fake: newFake("slow", rec), before: "c", release: make(chan struct{})}
-	last := &overlapped{fake: newFake("last", rec), before: "", release: make(chan struct{})}
+	last := &overlapped{fake: newFake("last", rec), before: NodeReady, release: make(chan struct{})}
 	a, c := newFake("a", rec), newFake("c", rec)
 	ctx, cancel := context.WithCancel(context.Background())
 	// b releases slow once it is started, so slow is ready only after b.
@@ -191,5 +191,81 @@ func TestOverlappedReadyFailureStops(t *testing.T) {
 	}
 	if !slices.Contains(rec.get(), "stop a") || !slices.Contains(rec.get(), "stop slow") {
 		t.Errorf("started components not stopped: %v", rec.get())
+	}
+}
+
+// plain has only the required methods: no readiness to await, no exits.
+type plain struct {
+	name string
+	rec  *recorder
+}
+
+func (p *plain) Name() string                { return p.name }
+func (p *plain) Init(context.Context) error  { p.rec.add("init " + p.name); return nil }
+func (p *plain) Start(context.Context) error { p.rec.add("start " + p.name); return nil }
+func (p *plain) Stop(context.Context) error  { p.rec.add("stop " + p.name); return nil }
+
+func TestReadyAndExitedAreOptional(t *testing.T) {
+	rec := &recorder{}
+	a, b := &plain{name: "a", rec: rec}, newFake("b", rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := New(a, b).Run(ctx, func() { rec.add("all ready"); cancel() }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"init a", "init b", "start a", "start b", "ready b", "all ready", "stop b", "stop a"}
+	if got := rec.get(); !slices.Equal(got, want) {
+		t.Fatalf("events %v\nwant   %v", got, want)
+	}
+}
+
+func TestReadyBeforeMustNameALaterComponent(t *testing.T) {
+	for _, tt := range []struct {
+		name, before string
+		others       []string // the components after the overlapped one
+		earlier      bool     // a component named "early" comes first
+		want         string   // "" for no error
+	}{
+		{"node ready", NodeReady, []string{"b"}, false, ""},
+		{"a later component", "c", []string{"b", "c"}, false, ""},
+		{"misspelt", "kublet", []string{"kubelet"}, false, `o must be ready before "kublet", which is not supervised`},
+		{"empty, the old sentinel", "", []string{"b"}, false, `o must be ready before "", which is not supervised`},
+		{"itself", "o", []string{"b"}, false, "o must be ready before o, which does not start after it"},
+		{"an earlier component", "early", []string{"b"}, true, "o must be ready before early, which does not start after it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			var list []Component
+			if tt.earlier {
+				list = append(list, newFake("early", rec))
+			}
+			o := &overlapped{fake: newFake("o", rec), before: tt.before, release: make(chan struct{})}
+			close(o.release)
+			list = append(list, o)
+			for _, n := range tt.others {
+				list = append(list, newFake(n, rec))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			err := New(list...).Run(ctx, cancel)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if got := rec.get(); len(got) != 0 {
+				t.Errorf("a bad order must stop Run before any Init: %v", got)
+			}
+		})
+	}
+}
+
+func TestDuplicateNamesRefused(t *testing.T) {
+	rec := &recorder{}
+	err := New(newFake("a", rec), newFake("b", rec), newFake("a", rec)).Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), `component "a" is listed twice`) {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -235,12 +236,13 @@ func readiness(d *appsv1.Deployment) Readiness {
 func WaitReady(ctx context.Context, cs kubernetes.Interface, progress func(string)) error {
 	start := time.Now()
 	last := start
-	for {
+	var detail string
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		r, err := DeploymentReadiness(ctx, cs)
 		if err == nil && r.Ready {
-			return nil
+			return true, nil
 		}
-		detail := r.Detail
+		detail = r.Detail
 		if err != nil {
 			detail = err.Error()
 		}
@@ -248,27 +250,24 @@ func WaitReady(ctx context.Context, cs kubernetes.Interface, progress func(strin
 			last = time.Now()
 			progress(fmt.Sprintf("waiting for Deployment %s/%s to be Ready (%s, %s)", Namespace, Deployment, detail, time.Since(start).Round(time.Second)))
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: Deployment %s/%s not Ready (%s); see `kubeseed kubectl -n %s describe deployment %s` and its pods' logs", ctx.Err(), Namespace, Deployment, detail, Namespace, Deployment)
-		case <-time.After(500 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: Deployment %s/%s not Ready (%s); see `kubeseed kubectl -n %s describe deployment %s` and its pods' logs", err, Namespace, Deployment, detail, Namespace, Deployment)
 	}
+	return nil
 }
 
 // WaitGone polls until the Deployment no longer exists.
 func WaitGone(ctx context.Context, cs kubernetes.Interface) error {
-	for {
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		_, err := cs.AppsV1().Deployments(Namespace).Get(ctx, Deployment, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: Deployment %s/%s still exists", ctx.Err(), Namespace, Deployment)
-		case <-time.After(250 * time.Millisecond):
-		}
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: Deployment %s/%s still exists", err, Namespace, Deployment)
 	}
+	return nil
 }
 
 // ParseUpstreams validates a comma-separated list of resolver IPs, as
