@@ -125,23 +125,9 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 		return collectWorker(ctx, l, r, now)
 	}
 	r.Authorization = Authorization(l)
-	ports, err := services.Ports(l)
+	ports, err := collectServices(ctx, l, r)
 	if err != nil {
 		return nil, err
-	}
-	served, err := services.ServedIn(l)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range served {
-		st := Service{Name: s.Name, Port: ports[s.Name], Bind: s.Bind.Address()}
-		if st.Port == 0 {
-			st.Off, st.Healthy = true, true
-		} else if pid != 0 {
-			st.Err = probe(ctx, l, s, ports[s.Name])
-			st.Healthy = st.Err == nil
-		}
-		r.Services = append(r.Services, st)
 	}
 	if pid != 0 {
 		r.TokenFile = tokenFile(ctx, l)
@@ -351,11 +337,9 @@ func nodeReadyAs(ctx context.Context, l datadir.Layout, apiPort int, name, cert 
 	return false, "no Ready condition yet"
 }
 
-// collectWorker is Collect for a worker: its services, its certificates
-// from the cluster, and its Node as its kubelet sees it through the load
-// balancer.
-func collectWorker(ctx context.Context, l datadir.Layout, r *Report, now time.Time) (*Report, error) {
-	r.Authorization = "decided by the control plane"
+// collectServices probes, on a running node, each service its role runs,
+// and returns the ports from the args files.
+func collectServices(ctx context.Context, l datadir.Layout, r *Report) (map[string]int, error) {
 	ports, err := services.Ports(l)
 	if err != nil {
 		return nil, err
@@ -373,6 +357,18 @@ func collectWorker(ctx context.Context, l datadir.Layout, r *Report, now time.Ti
 			st.Healthy = st.Err == nil
 		}
 		r.Services = append(r.Services, st)
+	}
+	return ports, nil
+}
+
+// collectWorker is Collect for a worker: its services, its certificates
+// from the cluster, and its Node as its kubelet sees it through the load
+// balancer.
+func collectWorker(ctx context.Context, l datadir.Layout, r *Report, now time.Time) (*Report, error) {
+	r.Authorization = "decided by the control plane"
+	ports, err := collectServices(ctx, l, r)
+	if err != nil {
+		return nil, err
 	}
 	for _, name := range append([]string{"ca"}, bootstrap.WorkerCerts...) {
 		c := Cert{Name: name + ".crt"}
