@@ -48,6 +48,16 @@ func CleanUp() error {
 		errs = append(errs, fmt.Errorf("iptables: %w", err))
 	} else {
 		for _, j := range flannelJumps {
+			// No chain, no jump to it: iptables refuses one, and -C
+			// on it fails rather than answering "absent".
+			exists, err := ipt.ChainExists(j.table, j.target)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("iptables -t %s -S %s: %w", j.table, j.target, err))
+				continue
+			}
+			if !exists {
+				continue
+			}
 			spec := []string{"-m", "comment", "--comment", j.comment, "-j", j.target}
 			if err := deleteAll(ipt, j.table, j.chain, spec); err != nil {
 				errs = append(errs, err)

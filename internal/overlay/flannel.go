@@ -37,8 +37,15 @@ type flannelNet struct {
 
 // startFlannel does what flanneld's main does for the kube subnet manager,
 // the vxlan backend and the iptables traffic manager, minus its flags, files
-// and os.Exit calls. Everything it starts stops with ctx.
-func (o *Overlay) startFlannel(ctx context.Context) (*flannelNet, error) {
+// and os.Exit calls. Everything it starts stops with ctx. A panic in these
+// synchronous flannel calls becomes an error (see ensureAnnotated); one in
+// flannel's own goroutines cannot be caught.
+func (o *Overlay) startFlannel(ctx context.Context) (fn *flannelNet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fn, err = nil, fmt.Errorf("flannel panicked while starting: %v", r)
+		}
+	}()
 	ext, err := externalInterface(o.nodeIP)
 	if err != nil {
 		return nil, err
@@ -59,7 +66,7 @@ func (o *Overlay) startFlannel(ctx context.Context) (*flannelNet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flannel vxlan backend: %w", err)
 	}
-	fn := &flannelNet{}
+	fn = &flannelNet{}
 	// RegisterNetwork creates flannel.<VNI>, publishes the node's lease as
 	// annotations and puts <podCIDR network>/32 on the device.
 	fn.network, err = be.RegisterNetwork(ctx, &fn.wg, sc)

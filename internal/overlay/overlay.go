@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -170,6 +171,9 @@ func (o *Overlay) Run(parent context.Context) (err error) {
 	}
 
 	o.stage.Store("starting flannel")
+	if err := ensureAnnotated(ctx, cs, nodes.Lister(), o.cfg.NodeName); err != nil {
+		return err
+	}
 	fn, err := o.startFlannel(ctx)
 	if err != nil {
 		return err
@@ -354,6 +358,26 @@ func nodePodCIDR(n *corev1.Node, cluster *net.IPNet) (*net.IPNet, error) {
 		return c, nil
 	}
 	return nil, errPodCIDRPending
+}
+
+// ensureAnnotated gives the node an annotation if it has none: flannel
+// v0.28.10's AcquireLease writes into Node.Annotations without making the
+// map, and panics on a node that has none. The key is flannel's own, which
+// flannel overwrites and peers ignore until kube-subnet-manager is "true".
+// It goes through the status subresource, as flannel's own patch does.
+func ensureAnnotated(ctx context.Context, cs kubernetes.Interface, nodes corelisters.NodeLister, name string) error {
+	n, err := nodes.Get(name)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", name, err)
+	}
+	if len(n.Annotations) > 0 {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"vxlan"}}}`, annotationPrefix+"/backend-type")
+	if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+		return fmt.Errorf("annotate node %s for flannel: %w", name, err)
+	}
+	return nil
 }
 
 func newClient(kubeconfig string) (kubernetes.Interface, error) {
