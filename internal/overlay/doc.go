@@ -31,8 +31,12 @@
 // reset`.
 //
 // The kernel needs vxlan, ip_set, ip_set_hash_ip, xt_set, xt_comment and
-// NAT/MASQUERADE. The kubeconfig's identity (the kubelet's,
-// system:node:<name>) needs get/list/watch on nodes and patch on its own
-// nodes/status; the Node authorizer grants both and NodeRestriction admits
-// annotation changes on the node's own object.
+// NAT/MASQUERADE.
+//
+// The kubeconfig's identity (the kubelet's, system:node:<name>) needs get,
+// list and watch on all nodes and patch on its own nodes/status. The Node
+// authorizer grants the patch (NodeRestriction admits annotation changes on
+// the node's own object) but, in v1.37, reads of its own Node only: under
+// Node,RBAC a ClusterRole with get/list/watch on nodes must be bound to the
+// node (or group system:nodes). Run checks this first and fails naming it.
 package overlay

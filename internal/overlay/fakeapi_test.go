@@ -29,6 +29,9 @@ type fakeAPI struct {
 	events  []fakeEvent
 	changed chan struct{} // closed and replaced on every change
 	patches []string      // "name subresource", for assertions
+	// forbidAll answers every list and watch 403, as the Node authorizer
+	// does for a node's identity.
+	forbidAll bool
 }
 
 type fakeEvent struct {
@@ -94,6 +97,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !ok:
 		f.status(w, http.StatusNotFound, "NotFound", r.URL.Path)
+	case f.forbidAll && r.Method == http.MethodGet && rest == "":
+		f.status(w, http.StatusForbidden, "Forbidden", `nodes is forbidden: User "system:node:node-a" cannot list resource "nodes"`)
 	case r.Method == http.MethodGet && rest == "" && r.URL.Query().Get("watch") == "true":
 		f.watch(w, r)
 	case r.Method == http.MethodGet && rest == "":

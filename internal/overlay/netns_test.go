@@ -65,6 +65,7 @@ func TestInNetns(t *testing.T) {
 	}
 	mustBePrivateNetns(t)
 	setupNetns(t)
+	t.Run("forbidden", testForbidden)
 	t.Run("filter", testFilter)
 	t.Run("run", testRun)
 	t.Run("cleanup", testCleanUp)
@@ -355,6 +356,26 @@ func eventually(t *testing.T, what string, f func() string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s: still %s", what, last)
+}
+
+// testForbidden: an identity that may not list Nodes fails Run at once,
+// naming the fix, before the host is touched.
+func testForbidden(t *testing.T) {
+	api := newFakeAPI()
+	api.forbidAll = true
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	o, err := New(Config{Kubeconfig: writeKubeconfig(t, srv.URL), NodeName: "node-a", NodeIP: net.ParseIP(testNodeIP),
+		ClusterCIDR: "10.1.0.0/16", Port: 4789, VNI: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	wantErrLike(t, o.Run(ctx), "system:node:node-a may not: bind a ClusterRole with get/list/watch on nodes")
+	if n := countOwnRules(t, testIPT(t)); n != 0 {
+		t.Errorf("%d INPUT rules after a refused start", n)
+	}
 }
 
 func testCleanUp(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -93,8 +94,14 @@ func (o *Overlay) Run(parent context.Context) (err error) {
 	}
 	o.client = cs
 
-	// The filter comes first: the VXLAN socket must never be open to
-	// everyone, not even for the first seconds.
+	// Before touching the host: a misconfigured identity fails clean.
+	o.stage.Store("listing Nodes")
+	if err := probeNodeList(ctx, cs, o.cfg.NodeName); err != nil {
+		return err
+	}
+
+	// The filter comes before flannel: the VXLAN socket must never be open
+	// to everyone, not even for the first seconds.
 	o.stage.Store("setting up the UDP " + fmt.Sprint(o.cfg.Port) + " filter")
 	f, err := newFilter(o.cfg.Port)
 	if err != nil {
@@ -358,6 +365,26 @@ func nodePodCIDR(n *corev1.Node, cluster *net.IPNet) (*net.IPNet, error) {
 		return c, nil
 	}
 	return nil, errPodCIDRPending
+}
+
+// probeNodeList waits until the identity may list all Nodes, as flannel's
+// subnet manager and the filter's informer do. Under Node,RBAC the Node
+// authorizer lets a node read only its own Node object, and both would
+// otherwise wait silently (flannel for 10 minutes); a Forbidden fails at once.
+func probeNodeList(ctx context.Context, cs kubernetes.Interface, name string) error {
+	var last error
+	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, last = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+		if apierrors.IsForbidden(last) {
+			return false, fmt.Errorf("the overlay lists and watches all Nodes, and system:node:%s may not: "+
+				"bind a ClusterRole with get/list/watch on nodes to it (or to group system:nodes): %w", name, last)
+		}
+		return last == nil, nil
+	})
+	if err != nil && last != nil && !apierrors.IsForbidden(last) {
+		return fmt.Errorf("list nodes: %w (last: %v)", err, last)
+	}
+	return err
 }
 
 // ensureAnnotated gives the node an annotation if it has none: flannel
