@@ -22,20 +22,38 @@ const fieldManager = "kubeseed"
 // the apiserver under RBAC, as kubeadm does.
 const KubeletClientBinding = "kubeseed:kube-apiserver-kubelet-client"
 
+// OverlayRole lets every node read all Nodes: the overlay on each node
+// follows the others' VXLAN addresses and filters its port by them. The
+// Node authorizer lets a node read only its own Node object.
+const OverlayRole = "kubeseed:overlay"
+
 // EnsureClusterObjects applies the cluster RBAC objects kubeseed needs. It is
-// idempotent (server-side apply), so every start runs it.
+// idempotent (server-side apply), so every start runs it. They are applied
+// under AlwaysAllow too, so `enable rbac` needs nothing more.
 func EnsureClusterObjects(ctx context.Context, cs kubernetes.Interface) error {
 	spec, ok := pki.Lookup("apiserver-kubelet-client")
 	if !ok {
 		return fmt.Errorf("pki.Table has no apiserver-kubelet-client")
 	}
 	const rbacGroup = "rbac.authorization.k8s.io"
-	crb := rbacv1ac.ClusterRoleBinding(KubeletClientBinding).
-		WithLabels(map[string]string{"app.kubernetes.io/managed-by": "kubeseed"}).
-		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacGroup).WithKind("ClusterRole").WithName("system:kubelet-api-admin")).
-		WithSubjects(rbacv1ac.Subject().WithAPIGroup(rbacGroup).WithKind("User").WithName(spec.CommonName))
-	if _, err := cs.RbacV1().ClusterRoleBindings().Apply(ctx, crb, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
-		return fmt.Errorf("apply clusterrolebinding %s: %w", KubeletClientBinding, err)
+	managed := map[string]string{"app.kubernetes.io/managed-by": "kubeseed"}
+	bindings := []*rbacv1ac.ClusterRoleBindingApplyConfiguration{
+		rbacv1ac.ClusterRoleBinding(KubeletClientBinding).WithLabels(managed).
+			WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacGroup).WithKind("ClusterRole").WithName("system:kubelet-api-admin")).
+			WithSubjects(rbacv1ac.Subject().WithAPIGroup(rbacGroup).WithKind("User").WithName(spec.CommonName)),
+		rbacv1ac.ClusterRoleBinding(OverlayRole).WithLabels(managed).
+			WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacGroup).WithKind("ClusterRole").WithName(OverlayRole)).
+			WithSubjects(rbacv1ac.Subject().WithAPIGroup(rbacGroup).WithKind("Group").WithName("system:nodes")),
+	}
+	role := rbacv1ac.ClusterRole(OverlayRole).WithLabels(managed).
+		WithRules(rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("nodes").WithVerbs("get", "list", "watch"))
+	if _, err := cs.RbacV1().ClusterRoles().Apply(ctx, role, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+		return fmt.Errorf("apply clusterrole %s: %w", OverlayRole, err)
+	}
+	for _, crb := range bindings {
+		if _, err := cs.RbacV1().ClusterRoleBindings().Apply(ctx, crb, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+			return fmt.Errorf("apply clusterrolebinding %s: %w", *crb.Name, err)
+		}
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/netconf"
+	"github.com/kubeseed/kubeseed/internal/overlay"
 	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
@@ -63,7 +64,7 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if st, err := cluster.Load(l); err != nil {
 		return nil, err
 	} else if st.Role == cluster.Worker {
-		return prepareWorker(l)
+		return prepareWorker(ctx, l)
 	}
 	res := &Result{}
 	exists, err := fsutil.Exists(l.CertsDir())
@@ -133,6 +134,10 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	tmplMig, err := planCNITemplateMigration(ctx, l, nil)
+	if err != nil {
+		return nil, err
+	}
 
 	// 2. Create what is missing.
 	if err := l.Ensure(); err != nil {
@@ -162,7 +167,7 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 			return nil, err
 		}
 	}
-	for path, data := range defaults.ConfigFiles(l, o.PortOffset) {
+	for path, data := range defaults.ConfigFiles(l, o.PortOffset, podMTU(ctx, nil)) {
 		if path == l.Args(defaults.CNITemplateFile) && cniMig != nil && cniMig.static {
 			continue
 		}
@@ -171,6 +176,9 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 		}
 	}
 	if err := cniMig.apply(ctx, l, res); err != nil {
+		return nil, err
+	}
+	if err := tmplMig.apply(ctx, res); err != nil {
 		return nil, err
 	}
 	if err := startAuthorizationChain(ctx, l); err != nil {
@@ -209,6 +217,28 @@ func Prepare(ctx context.Context, l datadir.Layout, o Options) (*Result, error) 
 		log.Info("Bootstrapped data dir", "dir", l.Root, "certificates", len(issued), "node", nodeName)
 	}
 	return res, nil
+}
+
+// fallbackPodMTU is the pod MTU when the host's cannot be read: VXLAN over
+// the common 1500.
+const fallbackPodMTU = 1450
+
+// podMTU is what pods may send so the overlay can carry it: the MTU of the
+// interface holding ip (the default route's, if nil) less VXLAN's overhead.
+func podMTU(ctx context.Context, ip net.IP) int {
+	var err error
+	if ip == nil {
+		ip, err = hostinfo.DefaultIP()
+	}
+	mtu := 0
+	if err == nil {
+		mtu, err = hostinfo.MTUOf(ip)
+	}
+	if err != nil || overlay.MTU(mtu) < 576 {
+		klog.FromContext(ctx).Info("Using the default pod MTU", "mtu", fallbackPodMTU, "reason", err, "hostMTU", mtu)
+		return fallbackPodMTU
+	}
+	return overlay.MTU(mtu)
 }
 
 func loadTemplate(l datadir.Layout, n netconf.Network) (*pki.Template, error) {

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"net"
 	"bytes"
 	"context"
 	"fmt"
@@ -406,6 +407,84 @@ func (m *cniMigration) apply(ctx context.Context, l datadir.Layout, res *Result)
 	}
 	msg := fmt.Sprintf("migrated the pod network to this node's own range: %s replaces %s, and %s renders it", l.Args(defaults.CNITemplateFile), m.legacyDir, path)
 	klog.FromContext(ctx).Info("Migrated the pod network of an older kubeseed", "template", l.Args(defaults.CNITemplateFile), "removed", m.legacyDir, "containerdTemplate", path)
+	res.Notices = append(res.Notices, msg)
+	return nil
+}
+
+// previousCNITemplate is the template kubeseed wrote before the overlay:
+// the bridge masqueraded everything off the node's range, at the default
+// MTU.
+func previousCNITemplate(l datadir.Layout) []byte {
+	names := defaults.HostNamesFor(l)
+	return []byte(fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": "%s",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "%s",
+      "isGateway": true,
+      "forceAddress": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "%s",
+        "ranges": [[{"subnet": "{{.PodCIDR}}"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
+`, names.Network, names.Bridge, filepath.Join(l.VarDir(), "cni", "networks")))
+}
+
+// cniTemplateMigration rewrites the pre-overlay CNI template: with the
+// bridge's masquerade, pods on other nodes would see this node's address
+// instead of the pod's. An edited template is the user's; a masquerading
+// one is kept with a warning.
+type cniTemplateMigration struct {
+	path    string
+	data    []byte // nil: keep the file
+	warning string
+}
+
+// planCNITemplateMigration plans it; ip is the node's address (nil: the
+// default route's), whose interface sets the pod MTU.
+func planCNITemplateMigration(ctx context.Context, l datadir.Layout, ip net.IP) (*cniTemplateMigration, error) {
+	path := l.Args(defaults.CNITemplateFile)
+	cur, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(cur, previousCNITemplate(l)) {
+		return &cniTemplateMigration{path: path, data: defaults.CNITemplate(l, podMTU(ctx, ip))}, nil
+	}
+	if bytes.Contains(cur, []byte(`"ipMasq": true`)) {
+		return &cniTemplateMigration{path: path, warning: fmt.Sprintf(
+			`WARNING: %s has "ipMasq": true, so pods on other nodes see this node's address instead of the pod's; the overlay masquerades traffic that leaves the cluster: set "ipMasq": false and an "mtu" 50 below the host's (VXLAN), then restart`, path)}, nil
+	}
+	return nil, nil
+}
+
+func (m *cniTemplateMigration) apply(ctx context.Context, res *Result) error {
+	switch {
+	case m == nil:
+		return nil
+	case m.data == nil:
+		klog.FromContext(ctx).Info(m.warning)
+		res.Notices = append(res.Notices, m.warning)
+		return nil
+	}
+	if err := fsutil.WriteFileAtomic(m.path, m.data, 0o644); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("migrated %s to the VXLAN overlay: the bridge no longer masquerades pod traffic, and pods use the overlay's MTU", m.path)
+	klog.FromContext(ctx).Info("Migrated the CNI template to the overlay", "file", m.path)
 	res.Notices = append(res.Notices, msg)
 	return nil
 }

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"net"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -52,7 +53,7 @@ func WriteWorker(ctx context.Context, l datadir.Layout, w WorkerFiles) error {
 		}
 	}
 	argFiles := defaults.WorkerArgs(l, w.NodeName, w.NodeIP, w.PortOffset, w.ClusterCIDR)
-	configs := defaults.WorkerConfigFiles(l, w.PortOffset, w.ClusterDNS, w.ClusterDomain)
+	configs := defaults.WorkerConfigFiles(l, w.PortOffset, podMTU(ctx, net.ParseIP(w.NodeIP)), w.ClusterDNS, w.ClusterDomain)
 
 	if err := l.Ensure(); err != nil {
 		return err
@@ -121,18 +122,42 @@ func writeWorkerKubeconfigs(l datadir.Layout) error {
 	return nil
 }
 
-// prepareWorker checks a worker's data dir at start: it makes nothing,
-// since its certificates come from the cluster.
-func prepareWorker(l datadir.Layout) (*Result, error) {
+// prepareWorker checks a worker's data dir at start. It makes no
+// certificates, since those come from the cluster; a worker joined before
+// the overlay gets its args/overlay and CNI template migration.
+func prepareWorker(ctx context.Context, l datadir.Layout) (*Result, error) {
+	files := map[string]*args.File{}
 	for _, c := range []string{defaults.ContainerdComponent, defaults.APIServerProxyComponent, defaults.KubeletComponent, defaults.KubeProxyComponent} {
-		if _, err := args.Load(l.Args(c)); err != nil {
+		f, err := args.Load(l.Args(c))
+		if err != nil {
 			return nil, err
 		}
+		files[c] = f
 	}
 	for _, name := range append([]string{"ca"}, WorkerCerts...) {
 		if _, err := os.Stat(l.Cert(name)); err != nil {
 			return nil, fmt.Errorf("this worker's certificate %s is missing (%w): run `kubeseed reset` and join again", l.Cert(name), err)
 		}
 	}
-	return &Result{Network: netconf.Default()}, nil
+	res := &Result{Network: netconf.Default()}
+	nodeIP, _ := files[defaults.KubeletComponent].Get("node-ip")
+	tmplMig, err := planCNITemplateMigration(ctx, l, net.ParseIP(nodeIP))
+	if err != nil {
+		return nil, err
+	}
+	if err := tmplMig.apply(ctx, res); err != nil {
+		return nil, err
+	}
+	if _, err := loadIfExists(l.Args(defaults.OverlayComponent)); err != nil {
+		return nil, err
+	}
+	cidr, ok := files[defaults.KubeProxyComponent].Get("cluster-cidr")
+	if !ok {
+		cidr = defaults.ClusterCIDR
+	}
+	ov := defaults.OverlayArgs(l, cidr)
+	if err := create(res, ov.Path, ov.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	return res, nil
 }

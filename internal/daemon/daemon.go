@@ -112,6 +112,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 			node.NewAPIServerProxy(l),
 			node.NewKubelet(l, adapt),
 			node.NewKubeProxy(l),
+			node.NewOverlay(l),
 			agent.NewJoinCompleter(l),
 		}
 	} else {
@@ -132,6 +133,9 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 				AfterOp: o.AfterOp,
 			}, o.Renewal),
 			controlplane.NewClusterObjects(l),
+			// After the cluster objects: under RBAC they let the node
+			// identity list the Nodes the overlay follows.
+			node.NewOverlay(l),
 			agent.NewAgent(l),
 		}
 	}
@@ -210,6 +214,12 @@ func CheckPorts(l datadir.Layout, warn func(string)) error {
 	for _, s := range served {
 		if ports[s.Name] == 0 {
 			continue // an optional port turned off
+		}
+		if s.Protocol == "udp" {
+			// The VXLAN device's kernel socket outlives the process, so
+			// the port is ours after a restart; the overlay names it if the
+			// device cannot be made.
+			continue
 		}
 		if p := ports[s.Name]; rangeErr == nil && p >= lo && p <= hi {
 			warn(fmt.Sprintf("warning: port %d (%s, --%s in %s) is in the kernel's ephemeral range %d-%d (%s); an outgoing connection can take it and make the service fail to listen. Pick a port outside that range",

@@ -91,16 +91,18 @@ func Args(l datadir.Layout, nodeName string, portOffset int) []*args.File {
 		ContainerdArgs(l, portOffset),
 		KubeletArgs(l, nodeName),
 		KubeProxyArgs(l, nodeName, portOffset),
+		OverlayArgs(l, ClusterCIDR),
 	}
 }
 
-// ConfigFiles are the default config files beside the args files, by path.
-func ConfigFiles(l datadir.Layout, portOffset int) map[string][]byte {
+// ConfigFiles are the default config files beside the args files, by path;
+// podMTU is what the overlay carries.
+func ConfigFiles(l datadir.Layout, portOffset, podMTU int) map[string][]byte {
 	return map[string][]byte{
 		l.Config(AuthenticationConfigFile): []byte(authenticationConfig),
 		l.Args(KubeletConfigFile):          KubeletConfig(l, portOffset),
 		l.Args(ContainerdConfigTemplate):   ContainerdConfig(),
-		l.Args(CNITemplateFile):            CNITemplate(l),
+		l.Args(CNITemplateFile):            CNITemplate(l, podMTU),
 		l.Config(authz.ConfigFile):         authz.Render(authz.AlwaysAllow, false, l.Config(DenyWebhookKubeconfig)),
 	}
 }

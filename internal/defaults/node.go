@@ -186,8 +186,11 @@ func ContainerdArgs(l datadir.Layout, portOffset int) *args.File {
 
 // CNITemplate is the pod network: a bridge with host-local IPAM over the
 // node's own range (its allocations kept in the data dir) and portmap for
-// hostPort. forceAddress lets the bridge move to a new range.
-func CNITemplate(l datadir.Layout) []byte {
+// hostPort. forceAddress lets the bridge move to a new range. The overlay
+// masquerades what leaves the cluster range, so the bridge does not (it
+// would hide pod addresses from pods on other nodes), and pods send no more
+// than the VXLAN device carries (mtu, the host's less the encapsulation).
+func CNITemplate(l datadir.Layout, mtu int) []byte {
 	names := HostNamesFor(l)
 	return []byte(fmt.Sprintf(`{
   "cniVersion": "1.0.0",
@@ -198,7 +201,8 @@ func CNITemplate(l datadir.Layout) []byte {
       "bridge": "%s",
       "isGateway": true,
       "forceAddress": true,
-      "ipMasq": true,
+      "ipMasq": false,
+      "mtu": %d,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -210,7 +214,7 @@ func CNITemplate(l datadir.Layout) []byte {
     {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
   ]
 }
-`, names.Network, names.Bridge, filepath.Join(l.VarDir(), "cni", "networks")))
+`, names.Network, names.Bridge, mtu, filepath.Join(l.VarDir(), "cni", "networks")))
 }
 
 // ContainerdConfig renders args/containerd-template.toml. kubeseed fills
@@ -278,6 +282,27 @@ state = "${STATE}"
 // APIServerProxyComponent is a worker's load balancer's args file.
 const APIServerProxyComponent = "apiserver-proxy"
 
+// OverlayComponent is the pod network across nodes: flannel's VXLAN
+// backend, in-process, with kubeseed's filter on its UDP port.
+const OverlayComponent = "overlay"
+
+// VXLANVNI is the overlay's VXLAN network identifier (flannel's default).
+const VXLANVNI = 1
+
+// OverlayArgs renders args/overlay. The VXLAN port takes no test offset:
+// every node of a cluster sends to the same port, and one node per network
+// namespace means no two nodes share it.
+func OverlayArgs(l datadir.Layout, clusterCIDR string) *args.File {
+	f := newArgs(l, OverlayComponent, "Flags for the pod network across nodes (flannel's VXLAN backend, in-process). Every node of a cluster needs the same --port and --vni.", [][2]string{
+		{"kubeconfig", "${DATA_DIR}/credentials/kubelet.config"},
+		{"cluster-cidr", clusterCIDR},
+		{"port", strconv.Itoa(services.MustLookup("vxlan").Port)},
+		{"vni", strconv.Itoa(VXLANVNI)},
+	})
+	f.AddComment("--node-ip, the address other nodes send to, defaults to the Node's InternalIP.")
+	return f
+}
+
 // APIServerProxyArgs renders a worker's args/apiserver-proxy.
 func APIServerProxyArgs(l datadir.Layout, portOffset int) *args.File {
 	return newArgs(l, APIServerProxyComponent, "Flags for this worker's load balancer to the cluster's apiservers (kubelet and kube-proxy use it).", [][2]string{
@@ -297,14 +322,15 @@ func WorkerArgs(l datadir.Layout, nodeName, nodeIP string, portOffset int, clust
 		APIServerProxyArgs(l, portOffset),
 		kubelet,
 		KubeProxyArgsFor(l, nodeName, portOffset, clusterCIDR),
+		OverlayArgs(l, clusterCIDR),
 	}
 }
 
 // WorkerConfigFiles are a worker's files beside its args files, by path.
-func WorkerConfigFiles(l datadir.Layout, portOffset int, clusterDNS, clusterDomain string) map[string][]byte {
+func WorkerConfigFiles(l datadir.Layout, portOffset, podMTU int, clusterDNS, clusterDomain string) map[string][]byte {
 	return map[string][]byte{
 		l.Args(KubeletConfigFile):        KubeletConfigFor(l, portOffset, clusterDNS, clusterDomain),
 		l.Args(ContainerdConfigTemplate): ContainerdConfig(),
-		l.Args(CNITemplateFile):          CNITemplate(l),
+		l.Args(CNITemplateFile):          CNITemplate(l, podMTU),
 	}
 }

@@ -47,6 +47,8 @@ func TestCNITemplateUsesHostNames(t *testing.T) {
 		Name    string
 		Plugins []struct {
 			Type, Bridge string
+			IPMasq       bool `json:"ipMasq"`
+			MTU          int  `json:"mtu"`
 			IPAM         struct {
 				DataDir string
 				Ranges  [][]struct{ Subnet string }
@@ -55,10 +57,10 @@ func TestCNITemplateUsesHostNames(t *testing.T) {
 	}
 	// containerd renders it as a Go template; kubeseed reads names from it
 	// unrendered, so it must be JSON both ways.
-	if err := json.Unmarshal(CNITemplate(l), &conf); err != nil {
+	if err := json.Unmarshal(CNITemplate(l, 1400), &conf); err != nil {
 		t.Fatalf("unrendered template: %v", err)
 	}
-	tmpl, err := template.New("cni").Parse(string(CNITemplate(l)))
+	tmpl, err := template.New("cni").Parse(string(CNITemplate(l, 1400)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +73,11 @@ func TestCNITemplateUsesHostNames(t *testing.T) {
 	}
 	if got := conf.Plugins[0].IPAM.Ranges[0][0].Subnet; got != "10.1.7.0/24" {
 		t.Errorf("rendered subnet %q, want the node's range", got)
+	}
+	// The overlay masquerades what leaves the cluster; the bridge must not
+	// hide pod addresses from other nodes' pods.
+	if conf.Plugins[0].IPMasq || conf.Plugins[0].MTU != 1400 {
+		t.Errorf("bridge ipMasq %v mtu %d, want false and the given 1400", conf.Plugins[0].IPMasq, conf.Plugins[0].MTU)
 	}
 	n := HostNamesFor(l)
 	if conf.Name != n.Network || len(conf.Plugins) == 0 || conf.Plugins[0].Bridge != n.Bridge {

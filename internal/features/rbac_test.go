@@ -36,7 +36,7 @@ func newLayout(t *testing.T) datadir.Layout {
 	if err := os.WriteFile(f.Path, f.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for path, data := range defaults.ConfigFiles(l, 0) {
+	for path, data := range defaults.ConfigFiles(l, 0, 1450) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -89,3 +89,23 @@ func NodeName() (string, error) {
 	}
 	return strings.ToLower(h), nil
 }
+
+// MTUOf is the MTU of the interface holding ip.
+func MTUOf(ip net.IP) (int, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return 0, fmt.Errorf("list interfaces: %w", err)
+	}
+	for _, ifc := range ifaces {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return ifc.MTU, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no interface holds %s", ip)
+}

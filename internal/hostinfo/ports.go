@@ -1,8 +1,10 @@
 package hostinfo
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -28,4 +30,39 @@ func ParsePortRange(s string) (lo, hi int, err error) {
 		return 0, 0, fmt.Errorf("%s: %q is not a port range", EphemeralPortsFile, s)
 	}
 	return lo, hi, nil
+}
+
+// UDPBound reports whether a UDP socket of this network namespace is bound
+// to port, process or kernel (a VXLAN device's socket has no process).
+func UDPBound(port int) (bool, error) {
+	for _, file := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		data, err := os.ReadFile(file)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if udpTableHasPort(string(data), port) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// udpTableHasPort says whether a /proc/net/udp table has a socket whose
+// local port is port.
+func udpTableHasPort(table string, port int) bool {
+	lines := strings.Split(table, "\n")
+	for _, line := range lines[min(1, len(lines)):] { // the first line is the header
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(fields[1], ":")
+		if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil && int(p) == port {
+			return true
+		}
+	}
+	return false
 }

@@ -17,11 +17,12 @@ import (
 	"github.com/kubeseed/kubeseed/internal/containerruntime"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/hostclaim"
+	"github.com/kubeseed/kubeseed/internal/overlay"
 )
 
 // CleanupHost removes what a stopped node leaves on the host outside its
 // data dir, for `kubeseed reset`: mounts under the data dir, the kubelet's
-// cgroups, kube-proxy's iptables rules, the pod bridge, CNI's result cache,
+// cgroups, kube-proxy's iptables rules, the overlay, the pod bridge, CNI's result cache,
 // the kubelet's links in /var/log/containers and the shim socket
 // directory. It reads every name from the node's files and checks it
 // before it deletes anything, and leaves alone what another live node
@@ -68,6 +69,13 @@ func CleanupHost(ctx context.Context, l datadir.Layout) (done, skipped []string,
 		// The kubelet's canary chains are not kube-proxy's to clean up.
 		for _, table := range []string{"nat", "mangle", "filter"} {
 			_ = exec.CommandContext(ctx, "iptables", "-t", table, "-X", "KUBE-KUBELET-CANARY").Run()
+		}
+		// The overlay is per network namespace too: its device, flannel's
+		// chains and the VXLAN filter.
+		if err := overlay.CleanUp(); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: %w", err))
+		} else {
+			done = append(done, "the overlay's VXLAN device, iptables rules and ipset "+overlay.IPSetName)
 		}
 		if link, err := netlink.LinkByName(names.Bridge); err == nil {
 			if err := netlink.LinkDel(link); err != nil {

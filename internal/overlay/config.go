@@ -17,7 +17,8 @@ type Config struct {
 	Kubeconfig string
 	NodeName   string
 	// NodeIP is the node's InternalIP; VXLAN leaves from the interface
-	// holding it, and peers send to it.
+	// holding it, and peers send to it. Nil: the Node's InternalIP, once
+	// the kubelet registered it.
 	NodeIP      net.IP
 	ClusterCIDR string
 	Port        int
@@ -47,25 +48,15 @@ func (c Config) validate() (*net.IPNet, net.IP, error) {
 	} else if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
 		errs = append(errs, fieldErr("NodeName", "%q: %s", c.NodeName, strings.Join(msgs, "; ")))
 	}
-	var nodeIP net.IP
-	switch {
-	case c.NodeIP == nil:
-		errs = append(errs, fieldErr("NodeIP", "must be set (the node's InternalIP)"))
-	case c.NodeIP.To4() == nil:
-		errs = append(errs, fieldErr("NodeIP", "%s: only IPv4 is supported", c.NodeIP))
-	case c.NodeIP.IsUnspecified() || c.NodeIP.IsLoopback() || c.NodeIP.IsMulticast() ||
-		c.NodeIP.Equal(net.IPv4bcast):
-		errs = append(errs, fieldErr("NodeIP", "%s: peers cannot send to it", c.NodeIP))
-	default:
-		nodeIP = c.NodeIP.To4()
-	}
 	cluster, err := parseClusterCIDR(c.ClusterCIDR)
 	if err != nil {
 		errs = append(errs, fieldErr("ClusterCIDR", "%w", err))
-	} else if nodeIP != nil && cluster.Contains(nodeIP) {
-		// Routes for the cluster range would capture the VXLAN packets
-		// themselves.
-		errs = append(errs, fieldErr("NodeIP", "%s lies inside ClusterCIDR %s", nodeIP, cluster))
+	}
+	var nodeIP net.IP
+	if c.NodeIP != nil {
+		if nodeIP, err = checkNodeIP(c.NodeIP, cluster); err != nil {
+			errs = append(errs, fieldErr("NodeIP", "%w", err))
+		}
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		errs = append(errs, fieldErr("Port", "%d: must be 1-65535 (kubeseed uses 4789; 0 would mean the kernel's 8472)", c.Port))
@@ -77,6 +68,21 @@ func (c Config) validate() (*net.IPNet, net.IP, error) {
 		return nil, nil, fmt.Errorf("overlay config: %w", err)
 	}
 	return cluster, nodeIP, nil
+}
+
+// checkNodeIP returns ip's 4-byte form if peers can send VXLAN to it;
+// cluster, if known, must not hold it: routes for the cluster range would
+// capture the VXLAN packets themselves.
+func checkNodeIP(ip net.IP, cluster *net.IPNet) (net.IP, error) {
+	switch {
+	case ip.To4() == nil:
+		return nil, fmt.Errorf("%s: only IPv4 is supported", ip)
+	case ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() || ip.Equal(net.IPv4bcast):
+		return nil, fmt.Errorf("%s: peers cannot send to it", ip)
+	case cluster != nil && cluster.Contains(ip):
+		return nil, fmt.Errorf("%s lies inside ClusterCIDR %s", ip, cluster)
+	}
+	return ip.To4(), nil
 }
 
 // fieldErr is an error about one Config field, named first.

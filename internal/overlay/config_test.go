@@ -32,7 +32,7 @@ func TestValidate(t *testing.T) {
 		{name: "no kubeconfig", edit: func(c *Config) { c.Kubeconfig = " " }, wantErr: []string{"Kubeconfig: must be set"}},
 		{name: "no node name", edit: func(c *Config) { c.NodeName = "" }, wantErr: []string{"NodeName: must be set"}},
 		{name: "bad node name", edit: func(c *Config) { c.NodeName = "Node_1" }, wantErr: []string{"NodeName: \"Node_1\""}},
-		{name: "no node IP", edit: func(c *Config) { c.NodeIP = nil }, wantErr: []string{"NodeIP: must be set"}},
+		{name: "no node IP: the Node's InternalIP", edit: func(c *Config) { c.NodeIP = nil }},
 		{name: "IPv6 node IP", edit: func(c *Config) { c.NodeIP = net.ParseIP("fd00::1") }, wantErr: []string{"NodeIP: fd00::1: only IPv4"}},
 		{name: "loopback node IP", edit: func(c *Config) { c.NodeIP = net.ParseIP("127.0.0.1") }, wantErr: []string{"NodeIP: 127.0.0.1: peers cannot send"}},
 		{name: "unspecified node IP", edit: func(c *Config) { c.NodeIP = net.IPv4zero }, wantErr: []string{"NodeIP: 0.0.0.0"}},
@@ -47,7 +47,9 @@ func TestValidate(t *testing.T) {
 		{name: "VNI 0", edit: func(c *Config) { c.VNI = 0 }, wantErr: []string{"VNI: 0"}},
 		{name: "VNI beyond 24 bits", edit: func(c *Config) { c.VNI = 1 << 24 }, wantErr: []string{"VNI: 16777216"}},
 		{name: "every error at once", edit: func(c *Config) { *c = Config{} },
-			wantErr: []string{"Kubeconfig:", "NodeName:", "NodeIP:", "ClusterCIDR:", "Port:", "VNI:"}},
+			wantErr: []string{"Kubeconfig:", "NodeName:", "ClusterCIDR:", "Port:", "VNI:"}},
+		{name: "node IP and cluster CIDR both bad", edit: func(c *Config) { c.ClusterCIDR = ""; c.NodeIP = net.IPv4bcast },
+			wantErr: []string{"ClusterCIDR: must be set", "NodeIP: 255.255.255.255: peers cannot send"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,7 +60,7 @@ func TestValidate(t *testing.T) {
 				if err != nil {
 					t.Fatalf("New: %v", err)
 				}
-				if o.nodeIP.To4() == nil || len(o.nodeIP) != net.IPv4len || o.cluster.String() != "10.1.0.0/16" {
+				if c.NodeIP != nil && (o.nodeIP.To4() == nil || len(o.nodeIP) != net.IPv4len) || o.cluster.String() != "10.1.0.0/16" {
 					t.Fatalf("nodeIP %v cluster %v", o.nodeIP, o.cluster)
 				}
 				return

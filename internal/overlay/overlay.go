@@ -176,6 +176,12 @@ func (o *Overlay) Run(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if o.nodeIP == nil {
+		o.stage.Store("waiting for Node " + o.cfg.NodeName + " InternalIP")
+		if o.nodeIP, err = waitNodeIP(ctx, nodes.Lister(), o.cfg.NodeName, o.cluster); err != nil {
+			return err
+		}
+	}
 
 	o.stage.Store("starting flannel")
 	if err := ensureAnnotated(ctx, cs, nodes.Lister(), o.cfg.NodeName); err != nil {
@@ -340,6 +346,28 @@ func waitPodCIDR(ctx context.Context, nodes corelisters.NodeLister, name string,
 		return nil, fmt.Errorf("node %s podCIDR: %w (last: %v)", name, err, last)
 	}
 	return cidr, nil
+}
+
+// waitNodeIP waits until the node reports an IPv4 InternalIP, the address
+// flannel announces and peers admit, and checks it.
+func waitNodeIP(ctx context.Context, nodes corelisters.NodeLister, name string, cluster *net.IPNet) (net.IP, error) {
+	var ip net.IP
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(context.Context) (bool, error) {
+		n, err := nodes.Get(name)
+		if err != nil {
+			return false, nil
+		}
+		ips := nodeInternalIPv4s([]*corev1.Node{n})
+		if len(ips) == 0 {
+			return false, nil
+		}
+		ip, err = checkNodeIP(net.ParseIP(ips[0]), cluster)
+		return true, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %s InternalIP for the overlay: %w", name, err)
+	}
+	return ip, nil
 }
 
 // nodePodCIDR is n's IPv4 pod range; it must lie inside cluster, or the

@@ -227,6 +227,13 @@ var Table = []Service{
 		Note:       "kube-proxy health",
 	},
 	{
+		Name: "vxlan", Component: "overlay", Port: 4789, Protocol: "udp", Bind: BindHost, Roles: OnEvery, Plain: true,
+		Authn: "source address: only the cluster's Node InternalIPs (ipset kubeseed-nodes, kept from the Node list); the rest is dropped",
+		Authz: "decapsulates into the pod network",
+		Flag:  "port", Source: PortFlag,
+		Note: "pod network across nodes: flannel's VXLAN in the kernel (no process socket); same port on every node, no test offset",
+	},
+	{
 		Name: "kube-scheduler-insecure", Component: "kube-scheduler", Port: 10251, Protocol: "tcp", Bind: BindLoopback, Roles: OnControlPlane,
 		Removed: true, Note: "insecure HTTP port, removed upstream; not served",
 	},

@@ -241,6 +241,13 @@ func probe(ctx context.Context, l datadir.Layout, s services.Service, port int) 
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if s.Protocol == "udp" {
+		bound, err := hostinfo.UDPBound(port)
+		if err == nil && !bound {
+			err = fmt.Errorf("nothing is bound to UDP port %d", port)
+		}
+		return err
+	}
 	if s.Plain && s.HealthPath == "" {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)

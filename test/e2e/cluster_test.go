@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,14 +71,14 @@ func joinLine(t *testing.T, cp *node, extra ...string) (line, id string) {
 // checked before the token is sent, the token is used once the worker is
 // Ready and not before, the worker holds no CA key, and pods run on it.
 func TestJoinWorker(t *testing.T) {
-	net := newLAN(t)
-	cp := net.node()
+	seg := newLAN(t)
+	cp := seg.node()
 	cp.start()
 	line, id := joinLine(t, cp)
 
 	t.Run("a wrong CA hash sends nothing", func(t *testing.T) {
 		bad := strings.Replace(line, line[len(line)-8:], "00000000", 1)
-		other := net.node()
+		other := seg.node()
 		out, err := other.kubeseed("join", bad, "--worker", "--node-name", "nope")
 		if err == nil || !strings.Contains(out, "does not match") {
 			t.Fatalf("join with a wrong CA hash: %v\n%s", err, out)
@@ -90,7 +92,7 @@ func TestJoinWorker(t *testing.T) {
 	})
 
 	t.Run("an unreachable agent is named", func(t *testing.T) {
-		other := net.node()
+		other := seg.node()
 		gone := strings.Replace(line, cp.ip+":", "198.18.0.250:", 1)
 		out, err := other.kubeseed("join", gone, "--worker", "--node-name", "nope")
 		if err == nil || !strings.Contains(out, "198.18.0.250:25000") {
@@ -116,7 +118,7 @@ func TestJoinWorker(t *testing.T) {
 		}
 	})
 
-	w := net.node()
+	w := seg.node()
 	w.worker = true
 	w.run("join", line, "--worker", "--node-name", "worker-1")
 	cp.waitFor("the worker is Ready", "wait", "--for=condition=Ready", "node/worker-1", "--timeout=180s")
@@ -140,7 +142,7 @@ func TestJoinWorker(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
-		again := net.node()
+		again := seg.node()
 		out, err := again.kubeseed("join", line, "--worker", "--node-name", "worker-2")
 		if err == nil || !strings.Contains(out, "token") {
 			t.Fatalf("a second use of a single-use token: %v\n%s", err, out)
@@ -172,10 +174,140 @@ func TestJoinWorker(t *testing.T) {
 		}
 	})
 
-	// Pods run on the worker.
-	{
-		cp.apply(`{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-worker"}, "spec": {"nodeName": "worker-1", "terminationGracePeriodSeconds": 0,
-"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "imagePullPolicy": "Never"}]}}`)
-		cp.waitFor("a pod on the worker", "wait", "--for=condition=Ready", "pod/on-worker", "--timeout=120s")
+	// A second worker, with a token of its own.
+	line2, _ := joinLine(t, cp)
+	w2 := seg.node()
+	w2.worker = true
+	w2.run("join", line2, "--worker", "--node-name", "worker-2")
+	cp.waitFor("the second worker is Ready", "wait", "--for=condition=Ready", "node/worker-2", "--timeout=180s")
+
+	t.Run("pods on every node reach each other, Services and DNS", func(t *testing.T) {
+		testPodNetwork(t, cp, map[string]*node{kubeletName(t, cp): cp, "worker-1": w, "worker-2": w2})
+	})
+}
+
+// kubeletName is the node's name, from its args/kubelet.
+func kubeletName(t *testing.T, n *node) string {
+	t.Helper()
+	data, err := os.ReadFile(n.path("args", "kubelet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "--hostname-override="); ok {
+			return v
+		}
+	}
+	t.Fatalf("args/kubelet has no --hostname-override:\n%s", data)
+	return ""
+}
+
+// webPod is a pod on node serving its own name on 8080 (busybox httpd, which
+// logs every client's address), with a Service of its name on port 80.
+func webPod(name, node string) string {
+	return fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: %[1]s, labels: {app: %[1]s}}
+spec:
+  nodeName: %[2]s
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: web
+    image: %[3]s
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "busybox mkdir -p /www && echo %[1]s > /www/index.html && exec busybox httpd -f -v -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: %[1]s}
+spec:
+  selector: {app: %[1]s}
+  ports: [{port: 80, targetPort: 8080}]
+`, name, node, dnsTestImage)
+}
+
+// fetch asks the web server at host:port from inside pod.
+func fetch(cp *node, pod, host, port string) (string, error) {
+	return cp.kubectl("exec", pod, "--", "/bin/sh", "-c",
+		fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 5 %s %s`, host, port))
+}
+
+// fetchUntil fetches until the answer names want, for a minute at most:
+// a new node's routes reach its peers within seconds.
+func fetchUntil(t *testing.T, cp *node, pod, host, port, want string) {
+	t.Helper()
+	var out string
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if out, err = fetch(cp, pod, host, port); err == nil && strings.Contains(out, want) {
+			return
+		}
+	}
+	t.Errorf("from pod %s, %s:%s did not answer %s: %v\n%s", pod, host, port, want, err, out)
+}
+
+// testPodNetwork runs a web pod on each node and checks, from every pod,
+// every other pod by pod IP with its address unmasqueraded, every Service
+// by its DNS name, and kubectl logs and exec on each node.
+func testPodNetwork(t *testing.T, cp *node, nodes map[string]*node) {
+	archive := dnsClientArchive(t)
+	var names []string
+	for name, n := range nodes {
+		n.mustKubeseed("images", "import", archive)
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	podIP := map[string]string{}
+	for i, name := range names {
+		cp.apply(webPod(fmt.Sprintf("web-%d", i), name))
+	}
+	for i := range names {
+		pod := fmt.Sprintf("web-%d", i)
+		cp.waitFor("pod "+pod, "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=120s")
+		out, err := cp.kubectl("get", "pod", pod, "-o", "jsonpath={.status.podIP}")
+		if err != nil || out == "" {
+			t.Fatalf("pod %s IP: %v %q", pod, err, out)
+		}
+		podIP[pod] = out
+	}
+	cp.waitDNSReady(t)
+	for i := range names {
+		from := fmt.Sprintf("web-%d", i)
+		for j := range names {
+			to := fmt.Sprintf("web-%d", j)
+			if i == j {
+				continue
+			}
+			fetchUntil(t, cp, from, podIP[to], "8080", to)
+			// By name: CoreDNS answers from whichever node runs it, and
+			// kube-proxy sends the ClusterIP across the overlay.
+			svc := to + ".default.svc.cluster.local"
+			out, err := cp.kubectl("exec", from, "--", "/bin/dnsclient", svc)
+			if err != nil || net.ParseIP(strings.TrimSpace(out)) == nil {
+				t.Errorf("from pod %s (node %s), resolve %s: %v %q", from, names[i], svc, err, out)
+				continue
+			}
+			fetchUntil(t, cp, from, strings.TrimSpace(out), "80", to)
+		}
+	}
+	// The servers saw the clients' pod addresses (httpd logs them as
+	// [::ffff:IP]:port): no masquerade inside the cluster. kubectl logs
+	// reaches every node's kubelet, as exec did above.
+	for j := range names {
+		pod := fmt.Sprintf("web-%d", j)
+		logs, err := cp.kubectl("logs", pod)
+		if err != nil {
+			t.Errorf("kubectl logs %s on %s: %v\n%s", pod, names[j], err, logs)
+			continue
+		}
+		for i := range names {
+			if from := fmt.Sprintf("web-%d", i); i != j && !strings.Contains(logs, "ffff:"+podIP[from]+"]:") {
+				t.Errorf("pod %s on %s did not see pod %s's address %s; its log:\n%s", pod, names[j], from, podIP[from], logs)
+			}
+		}
+	}
+	for _, n := range nodes {
+		n.auditPorts()
 	}
 }

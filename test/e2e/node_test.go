@@ -47,6 +47,10 @@ var defaultPorts = map[string]int{
 	"cluster-agent":           25000,
 }
 
+// vxlanPort is the overlay's UDP port: a kernel socket, no process holds it,
+// and no test offset applies.
+const vxlanPort = 4789
+
 // workerPorts are the services a worker runs, with its load balancer to
 // the apiservers on the apiserver's port (loopback only).
 var workerPorts = map[string]bool{
@@ -511,16 +515,7 @@ func (n *node) tlsConfig(ca, client string) *tls.Config {
 // sees, in the process's own network namespace.
 func listeners(t *testing.T, pid int) map[string]bool {
 	t.Helper()
-	inodes := map[string]bool{}
-	for _, p := range procfs.Descendants(pid) {
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
-		for _, fd := range fds {
-			target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p, fd.Name()))
-			if err == nil && strings.HasPrefix(target, "socket:[") {
-				inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
-			}
-		}
-	}
+	inodes := socketInodes(pid)
 	out := map[string]bool{}
 	for _, file := range []string{fmt.Sprintf("/proc/%d/net/tcp", pid), fmt.Sprintf("/proc/%d/net/tcp6", pid)} {
 		f, err := os.Open(file)
@@ -539,6 +534,21 @@ func listeners(t *testing.T, pid int) map[string]bool {
 		f.Close()
 	}
 	return out
+}
+
+// socketInodes are the inodes of the sockets pid and its descendants hold.
+func socketInodes(pid int) map[string]bool {
+	inodes := map[string]bool{}
+	for _, p := range procfs.Descendants(pid) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
+		for _, fd := range fds {
+			target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p, fd.Name()))
+			if err == nil && strings.HasPrefix(target, "socket:[") {
+				inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+			}
+		}
+	}
+	return inodes
 }
 
 func decodeAddr(s string) string {
@@ -589,6 +599,7 @@ func (n *node) auditPorts(off ...string) {
 			n.t.Errorf("port audit: unexpected listener %s (not in the services table)", addr)
 		}
 	}
+	n.auditUDP()
 	for _, p := range removedPorts {
 		for _, port := range []int{p, p + n.offset} {
 			if conn, err := n.dialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
@@ -596,6 +607,42 @@ func (n *node) auditPorts(off ...string) {
 				n.t.Errorf("something listens on removed port %d", port)
 			}
 		}
+	}
+}
+
+// auditUDP checks the node's UDP side: the kernel's VXLAN socket on 4789
+// (inode 0: no process owns it) and no UDP socket of kubeseed's bound and
+// waiting for anyone.
+func (n *node) auditUDP() {
+	n.t.Helper()
+	owned := socketInodes(n.cmd.Process.Pid)
+	vxlan := false
+	var unexpected []string
+	for _, file := range []string{"udp", "udp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", n.cmd.Process.Pid, file))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			local := decodeAddr(f[1])
+			_, port, _ := net.SplitHostPort(local)
+			switch {
+			case f[9] == "0" && port == strconv.Itoa(vxlanPort):
+				vxlan = true
+			case owned[f[9]] && strings.HasSuffix(f[2], ":0000"): // not connected: a server socket
+				unexpected = append(unexpected, local)
+			}
+		}
+	}
+	if !vxlan {
+		n.t.Errorf("port audit: no kernel VXLAN socket on UDP %d", vxlanPort)
+	}
+	if len(unexpected) > 0 {
+		n.t.Errorf("port audit: unexpected UDP sockets %v (not in the services table)", unexpected)
 	}
 }
 
