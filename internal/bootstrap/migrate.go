@@ -1,10 +1,10 @@
 package bootstrap
 
 import (
-	"net"
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"

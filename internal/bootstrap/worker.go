@@ -1,11 +1,11 @@
 package bootstrap
 
 import (
-	"net"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
