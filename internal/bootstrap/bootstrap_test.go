@@ -578,3 +578,58 @@ func TestOlderPodNetworkIsMigrated(t *testing.T) {
 		})
 	}
 }
+
+func TestPreOverlayTemplateIsMigrated(t *testing.T) {
+	cases := []struct {
+		name     string
+		edit     func(string) string
+		migrated bool
+		notice   string
+	}{
+		{name: "the template kubeseed wrote", edit: func(s string) string { return s }, migrated: true, notice: "migrated " },
+		{name: "an edited masquerading template is kept", edit: func(s string) string {
+			return strings.Replace(s, `"hairpinMode": true`, `"hairpinMode": false`, 1)
+		}, notice: `WARNING: ` },
+		{name: "an edited template without masquerade is the user's", edit: func(s string) string {
+			return strings.Replace(s, `"ipMasq": true`, `"ipMasq": false`, 1)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := prepared(t)
+			path := l.Args("cni-network.template")
+			before := c.edit(string(previousCNITemplate(l)))
+			must(t, os.WriteFile(path, []byte(before), 0o644))
+			must(t, os.Remove(l.Args("overlay")))
+			res, err := Prepare(context.Background(), l, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			notices := strings.Join(res.Notices, "\n")
+			if c.notice == "" && notices != "" || !strings.Contains(notices, c.notice) {
+				t.Errorf("notices %q, want %q", res.Notices, c.notice)
+			}
+			after, _ := os.ReadFile(path)
+			if c.migrated {
+				if !strings.Contains(string(after), `"ipMasq": false`) || !strings.Contains(string(after), `"mtu": `) {
+					t.Errorf("not migrated:\n%s", after)
+				}
+			} else if string(after) != before {
+				t.Errorf("the user's template was changed:\n%s", after)
+			}
+			if _, err := args.Load(l.Args("overlay")); err != nil {
+				t.Errorf("args/overlay not re-created: %v", err)
+			}
+			// A second start changes nothing more.
+			res, err = Prepare(context.Background(), l, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range res.Notices {
+				if strings.Contains(n, "migrated") {
+					t.Errorf("second start migrated again: %q", n)
+				}
+			}
+		})
+	}
+}
