@@ -42,6 +42,7 @@ func main() {
 	out := flag.String("out", "docs/benchmarks.md", "Markdown file to write")
 	offset := flag.Int("port-offset", 0, "port offset for the benchmark nodes (each runs in a network namespace of its own, so the default ports are free)")
 	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and print its rows (the file is not written)")
+	onlyCluster := flag.Bool("only-cluster", false, "run only the cluster measurements (join, worker memory, pod network) and update their rows in the file")
 	flag.Parse()
 	bin := os.Getenv("KUBESEED_BIN")
 	if bin == "" {
@@ -58,6 +59,17 @@ func main() {
 			fmt.Printf("| %s | %s | %s |\n", r[0], r[1], r[2])
 		}
 		fmt.Printf("1-minute load average %s\n", loadAvg())
+		exit(0)
+	}
+	if *onlyCluster {
+		c, err := measureCluster(bin, *runs)
+		if err == nil {
+			err = updateRows(*out, clusterRows(c))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			exit(1)
+		}
 		exit(0)
 	}
 	if err := run(bin, *runs, *offset, *out); err != nil {
@@ -122,6 +134,10 @@ func run(bin string, runs, offset int, out string) error {
 		return fmt.Errorf("dns: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "dns: p50 %v p99 %v, CoreDNS RSS %d KiB\n", dns.p50, dns.p99, dns.rssKB)
+	cluster, err := measureCluster(bin, runs)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	rows := [][3]string{
 		{"`kubeseed start`, empty data dir → node Ready (every service healthy, Node Ready)", ms(median(cold, func(s sample) float64 { return float64(s.nodeReady) })), "containerd, etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy; the kubelet starts once the controller-manager has built its controllers (README: \"One process, one catch\"), which on a first start includes creating its ~40 controller service accounts"},
 		{"`kubeseed start`, warm data dir → node Ready", ms(median(warm, func(s sample) float64 { return float64(s.nodeReady) })), ""},
@@ -138,6 +154,7 @@ func run(bin string, runs, offset int, out string) error {
 			"running node, no restart; the command itself waits until the new certificate is served"},
 	}
 	rows = append(rows, dnsRows(dns)...)
+	rows = append(rows, clusterRows(cluster)...)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs; 1-minute load average %s at the end of the run.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs, loadAvg())
@@ -321,6 +338,38 @@ func dnsRows(dns dnsResult) [][3]string {
 		{"DNS lookup from a pod, p99", usec(dns.p99), "same lookups"},
 		{"CoreDNS idle RSS", mib(float64(dns.rssKB)), "the coredns process in its pod, 30 s after the first lookup; one run"},
 	}
+}
+
+// updateRows replaces the table rows of path that measure what rows
+// measure, appending the others after the table's last row, and prints
+// them.
+func updateRows(path string, rows [][3]string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(data), "\n")
+	last := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "| ") {
+			last = i
+		}
+	}
+	if last < 0 {
+		return fmt.Errorf("%s has no table", path)
+	}
+	for _, r := range rows {
+		row := fmt.Sprintf("| %s | %s | %s |", r[0], r[1], r[2])
+		fmt.Println(row)
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "| "+r[0]+" |") })
+		if i >= 0 {
+			lines[i] = row
+			continue
+		}
+		last++
+		lines = slices.Insert(lines, last, row)
+	}
+	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
 }
 
 func ms(ns float64) string { return fmt.Sprintf("%.2f s", ns/1e9) }

@@ -41,12 +41,15 @@ var netnsSeq atomic.Int32
 // interrupt too; callers delete it with ns.del once its node is reset.
 func newNetns() (*netns, error) {
 	i := int(netnsSeq.Add(1)-1)%250 + 1
-	ns := &netns{
-		name:    fmt.Sprintf("ks-bench-%d", i),
-		hostIf:  fmt.Sprintf("veth-kb%d", i),
-		ip:      fmt.Sprintf("198.19.%d.2", i),
-		gateway: fmt.Sprintf("198.19.%d.1", i),
-	}
+	return makeNetns(fmt.Sprintf("ks-bench-%d", i), fmt.Sprintf("veth-kb%d", i),
+		fmt.Sprintf("198.19.%d.2", i), fmt.Sprintf("198.19.%d.1", i), "")
+}
+
+// makeNetns creates namespace name linked to the host by a veth pair: the
+// host side hostIf holds gateway/24, or, if bridge is set, is a port of
+// that bridge (which holds gateway) so namespaces on it share one segment.
+func makeNetns(name, hostIf, ip, gateway, bridge string) (*netns, error) {
+	ns := &netns{name: name, hostIf: hostIf, ip: ip, gateway: gateway}
 	// Leftovers of a killed run.
 	_ = exec.Command("ip", "netns", "del", ns.name).Run()
 	_ = exec.Command("ip", "link", "del", ns.hostIf).Run()
@@ -54,9 +57,13 @@ func newNetns() (*netns, error) {
 		return nil, err
 	}
 	ns.del = onInterrupt(func() { _ = exec.Command("ip", "netns", "del", ns.name).Run() })
+	hostSide := exec.Command("ip", "addr", "add", ns.gateway+"/24", "dev", ns.hostIf)
+	if bridge != "" {
+		hostSide = exec.Command("ip", "link", "set", ns.hostIf, "master", bridge)
+	}
 	for _, c := range []*exec.Cmd{
 		exec.Command("ip", "link", "add", ns.hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns.name),
-		exec.Command("ip", "addr", "add", ns.gateway+"/24", "dev", ns.hostIf),
+		hostSide,
 		exec.Command("ip", "link", "set", ns.hostIf, "up"),
 		ns.command("ip", "link", "set", "lo", "up"),
 		ns.command("ip", "addr", "add", ns.ip+"/24", "dev", "eth0"),

@@ -33,6 +33,20 @@ func startNode(bin string, offset int, logName string) (*benchNode, error) {
 	if err != nil {
 		return nil, err
 	}
+	n, err := runNode(ns, bin, offset, logName, "start")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.run("", "status", "--wait-ready", "--timeout", "3m"); err != nil {
+		n.stop()
+		return nil, fmt.Errorf("node not ready (log: %s): %w", n.log.Name(), err)
+	}
+	return n, nil
+}
+
+// runNode runs kubeseed with args (start, or join) in the background in
+// ns on a fresh data dir; stop also deletes ns.
+func runNode(ns *netns, bin string, offset int, logName string, args ...string) (*benchNode, error) {
 	dir, err := os.MkdirTemp("", "ksb-")
 	if err != nil {
 		ns.del()
@@ -45,7 +59,7 @@ func startNode(bin string, offset int, logName string) (*benchNode, error) {
 		ns.del()
 		return nil, err
 	}
-	n.cmd = ns.command(bin, "start")
+	n.cmd = ns.command(bin, args...)
 	n.cmd.Env, n.cmd.Stdout, n.cmd.Stderr = n.env, n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		n.log.Close()
@@ -60,10 +74,6 @@ func startNode(bin string, offset int, logName string) (*benchNode, error) {
 		os.RemoveAll(n.dir)
 		ns.del()
 	})
-	if _, err := n.run("", "status", "--wait-ready", "--timeout", "3m"); err != nil {
-		n.stop()
-		return nil, fmt.Errorf("node not ready (log: %s): %w", n.log.Name(), err)
-	}
 	return n, nil
 }
 
