@@ -586,10 +586,10 @@ func TestPreOverlayTemplateIsMigrated(t *testing.T) {
 		migrated bool
 		notice   string
 	}{
-		{name: "the template kubeseed wrote", edit: func(s string) string { return s }, migrated: true, notice: "migrated " },
+		{name: "the template kubeseed wrote", edit: func(s string) string { return s }, migrated: true, notice: "migrated "},
 		{name: "an edited masquerading template is kept", edit: func(s string) string {
 			return strings.Replace(s, `"hairpinMode": true`, `"hairpinMode": false`, 1)
-		}, notice: `WARNING: ` },
+		}, notice: `WARNING: `},
 		{name: "an edited template without masquerade is the user's", edit: func(s string) string {
 			return strings.Replace(s, `"ipMasq": true`, `"ipMasq": false`, 1)
 		}},
