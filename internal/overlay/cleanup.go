@@ -3,6 +3,7 @@ package overlay
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"regexp"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -44,9 +45,13 @@ func CleanUp() error {
 	}
 
 	ipt, err := iptables.New(iptables.Timeout(iptablesWait))
-	if err != nil {
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		// flannel and the filter make their rules with this binary: without
+		// it there are none.
+	case err != nil:
 		errs = append(errs, fmt.Errorf("iptables: %w", err))
-	} else {
+	default:
 		for _, j := range flannelJumps {
 			// No chain, no jump to it: iptables refuses one, and -C
 			// on it fails rather than answering "absent".

@@ -611,8 +611,8 @@ func (n *node) auditPorts(off ...string) {
 }
 
 // auditUDP checks the node's UDP side: the kernel's VXLAN socket on 4789
-// (inode 0: no process owns it) and no UDP socket of kubeseed's bound and
-// waiting for anyone.
+// (no process holds it) and no UDP socket of kubeseed's bound and waiting
+// for anyone.
 func (n *node) auditUDP() {
 	n.t.Helper()
 	owned := socketInodes(n.cmd.Process.Pid)
@@ -631,7 +631,7 @@ func (n *node) auditUDP() {
 			local := decodeAddr(f[1])
 			_, port, _ := net.SplitHostPort(local)
 			switch {
-			case f[9] == "0" && port == strconv.Itoa(vxlanPort):
+			case port == strconv.Itoa(vxlanPort) && !owned[f[9]]:
 				vxlan = true
 			case owned[f[9]] && strings.HasSuffix(f[2], ":0000"): // not connected: a server socket
 				unexpected = append(unexpected, local)
