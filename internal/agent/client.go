@@ -100,3 +100,13 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResponse, erro
 func (c *Client) Complete(ctx context.Context, req CompleteRequest) error {
 	return c.post(ctx, CompletePath, req, nil)
 }
+
+// Renew asks for fresh certificates; c must present the node's current
+// kubelet client certificate.
+func (c *Client) Renew(ctx context.Context, req RenewRequest) (*RenewResponse, error) {
+	var resp RenewResponse
+	if err := c.post(ctx, RenewPath, req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}

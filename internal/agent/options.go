@@ -19,6 +19,12 @@ import (
 // Component is the agent's args file and component name.
 const Component = defaults.ClusterAgentComponent
 
+// MinWorkerCertLifetime is the shortest --worker-cert-lifetime, for tests
+// that watch renewals. A certificate's validity starts 5 minutes back (for
+// clock skew) and a worker renews it with a third of that validity left,
+// so a shorter one would be due the moment it is signed.
+const MinWorkerCertLifetime = 3 * time.Minute
+
 // Options are the flags of args/cluster-agent.
 type Options struct {
 	SecurePort         int
@@ -54,8 +60,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "etcd's CA")
 	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "client certificate for etcd")
 	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "client key for etcd")
-	fs.DurationVar(&o.WorkerCertLifetime, "worker-cert-lifetime", o.WorkerCertLifetime, "lifetime of the certificates signed for workers")
-	fs.IntVar(&o.MaxFailures, "max-failures-per-minute", o.MaxFailures, "failed join attempts a source address may make per minute")
+	fs.DurationVar(&o.WorkerCertLifetime, "worker-cert-lifetime", o.WorkerCertLifetime, "lifetime of the certificates signed for workers, at join and at each renewal")
+	fs.IntVar(&o.MaxFailures, "max-failures-per-minute", o.MaxFailures, "failed join attempts, and apart from them failed certificate renewals, a source address may make per minute")
 }
 
 // Validate checks the options; errors name the flag.
@@ -82,8 +88,8 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("--etcd-servers: %q is not an https:// URL", s))
 		}
 	}
-	if o.WorkerCertLifetime < time.Hour || o.WorkerCertLifetime > 365*24*time.Hour {
-		errs = append(errs, fmt.Errorf("--worker-cert-lifetime=%s: must be between 1h and 8760h (a year)", o.WorkerCertLifetime))
+	if o.WorkerCertLifetime < MinWorkerCertLifetime || o.WorkerCertLifetime > 365*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--worker-cert-lifetime=%s: must be between %s and 8760h (a year)", o.WorkerCertLifetime, MinWorkerCertLifetime))
 	}
 	if o.MaxFailures < 1 {
 		errs = append(errs, fmt.Errorf("--max-failures-per-minute=%d: must be at least 1", o.MaxFailures))

@@ -10,6 +10,7 @@ const (
 	HealthPath   = "/health"
 	JoinPath     = "/cluster/api/v2.0/join"
 	CompletePath = "/cluster/api/v2.0/join/complete"
+	RenewPath    = "/cluster/api/v2.0/certificates/renew"
 )
 
 // CSR names: the certificates a worker asks for, by pki.Table name. The
@@ -60,6 +61,18 @@ type JoinResponse struct {
 type CompleteRequest struct {
 	TokenID string `json:"tokenID"`
 	Attempt string `json:"attempt"`
+}
+
+// RenewRequest is posted to RenewPath with the node's current kubelet
+// client certificate: a CSR for each of WorkerCSRs, for keys made afresh
+// on the worker. As at join, the agent sets every subject and SAN.
+type RenewRequest struct {
+	CSRs map[string][]byte `json:"csrs"` // name → PEM CERTIFICATE REQUEST
+}
+
+// RenewResponse answers a valid RenewRequest.
+type RenewResponse struct {
+	Certs map[string][]byte `json:"certs"` // name → PEM certificate
 }
 
 // Error kinds, so a joiner can tell a token problem from a refusal of the

@@ -61,8 +61,11 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	limiter *failureLimiter
-	srv     *http.Server
-	ln      net.Listener
+	// renewals has its own count, so a worker that keeps failing to renew
+	// does not lock joins out of its address, nor the other way round.
+	renewals *failureLimiter
+	srv      *http.Server
+	ln       net.Listener
 }
 
 // New returns an agent serving cfg; Listen binds it.
@@ -88,11 +91,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cfg.CA.Cert)
-	s := &Server{cfg: cfg, limiter: newFailureLimiter(cfg.MaxFailures, time.Minute, cfg.Now)}
+	s := &Server{cfg: cfg, limiter: newFailureLimiter(cfg.MaxFailures, time.Minute, cfg.Now),
+		renewals: newFailureLimiter(cfg.MaxFailures, time.Minute, cfg.Now)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("POST "+JoinPath, s.join)
 	mux.HandleFunc("POST "+CompletePath, s.complete)
+	mux.HandleFunc("POST "+RenewPath, s.renew)
 	s.srv = &http.Server{
 		Handler: mux,
 		TLSConfig: &tls.Config{
@@ -245,22 +250,9 @@ func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x5
 	if err != nil {
 		return nil, http.StatusServiceUnavailable, KindInternal, err
 	}
-	in := pki.Inputs{NodeName: req.NodeName, HostIPs: []net.IP{net.ParseIP(nodeIP)}}
-	certs := map[string][]byte{}
-	now := s.cfg.Now()
-	for _, name := range WorkerCSRs {
-		spec, ok := pki.Lookup(name)
-		if !ok {
-			return nil, http.StatusInternalServerError, KindInternal, fmt.Errorf("no certificate %q in the table", name)
-		}
-		if spec.Lifetime > s.cfg.WorkerCertLifetime {
-			spec.Lifetime = s.cfg.WorkerCertLifetime
-		}
-		c, err := pki.SignPublicKey(spec, in, s.cfg.CA, csrs[name].PublicKey, now)
-		if err != nil {
-			return nil, http.StatusInternalServerError, KindInternal, err
-		}
-		certs[name] = pki.EncodeCert(c)
+	certs, err := s.signWorker(req.NodeName, nodeIP, csrs)
+	if err != nil {
+		return nil, http.StatusInternalServerError, KindInternal, err
 	}
 	return &JoinResponse{
 		NodeIP:     nodeIP,
@@ -269,6 +261,32 @@ func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x5
 		APIServers: apiservers,
 		Cluster:    s.cfg.Cluster,
 	}, 0, "", nil
+}
+
+// signWorker signs a worker's CSRs, at join and at every renewal alike:
+// each CSR gives only its public key; the subjects come from the table and
+// the node's name, the serving certificate's SANs from the name and nodeIP
+// (the address the agent sees the node at), and the lifetime is the
+// worker's.
+func (s *Server) signWorker(node, nodeIP string, csrs map[string]*x509.CertificateRequest) (map[string][]byte, error) {
+	in := pki.Inputs{NodeName: node, HostIPs: []net.IP{net.ParseIP(nodeIP)}}
+	certs := map[string][]byte{}
+	now := s.cfg.Now()
+	for _, name := range WorkerCSRs {
+		spec, ok := pki.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("no certificate %q in the table", name)
+		}
+		if spec.Lifetime > s.cfg.WorkerCertLifetime {
+			spec.Lifetime = s.cfg.WorkerCertLifetime
+		}
+		c, err := pki.SignPublicKey(spec, in, s.cfg.CA, csrs[name].PublicKey, now)
+		if err != nil {
+			return nil, err
+		}
+		certs[name] = pki.EncodeCert(c)
+	}
+	return certs, nil
 }
 
 // parseCSRs checks that every CSR a worker needs is there, well formed and

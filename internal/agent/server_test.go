@@ -38,6 +38,12 @@ type testAgent struct {
 
 func startAgent(t *testing.T) *testAgent {
 	t.Helper()
+	return startAgentWith(t, nil)
+}
+
+// startAgentWith lets change adjust the agent's Config first.
+func startAgentWith(t *testing.T, change func(*Config)) *testAgent {
+	t.Helper()
 	caSpec, _ := pki.Lookup("ca")
 	ca, err := pki.Issue(caSpec, pki.Inputs{}, nil, time.Now())
 	if err != nil {
@@ -65,9 +71,13 @@ func startAgent(t *testing.T) *testAgent {
 		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
 	})
 	tokens := jointoken.NewStore(etcdtest.Client(t, etcdtest.Start(t)), time.Now)
-	srv, err := New(Config{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CA: ca, Tokens: tokens, Kube: kube,
+	cfg := Config{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, CA: ca, Tokens: tokens, Kube: kube,
 		Cluster: Cluster{ClusterCIDR: "10.1.0.0/16", ServiceCIDR: "10.152.183.0/24", ClusterDNS: "10.152.183.10", ClusterDomain: "cluster.local"},
-		Version: "v1.37.2", MaxFailures: 3})
+		Version: "v1.37.2", MaxFailures: 3}
+	if change != nil {
+		change(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,39 +153,7 @@ func TestJoinSignsWithTheAgentsSubjectsAndCompletes(t *testing.T) {
 	if !slices.Equal(resp.APIServers, []string{"192.0.2.1:16443"}) || resp.NodeIP != "127.0.0.1" || resp.Cluster.ClusterDNS != "10.152.183.10" {
 		t.Errorf("answer %+v", resp)
 	}
-	want := map[string]struct {
-		cn, org string
-		usage   x509.ExtKeyUsage
-	}{
-		KubeletClientCSR:  {"system:node:w1", "system:nodes", x509.ExtKeyUsageClientAuth},
-		KubeletServingCSR: {"system:node:w1", "", x509.ExtKeyUsageServerAuth},
-		ProxyCSR:          {"system:kube-proxy", "", x509.ExtKeyUsageClientAuth},
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(a.ca.Cert)
-	for name, w := range want {
-		certs, err := cert.ParseCertsPEM(resp.Certs[name])
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		c := certs[0]
-		if c.Subject.CommonName != w.cn || strings.Join(c.Subject.Organization, ",") != w.org {
-			t.Errorf("%s: subject %v, want CN %s O %q", name, c.Subject, w.cn, w.org)
-		}
-		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{w.usage}}); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		if !c.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(keys[name].Public()) {
-			t.Errorf("%s: not for the worker's key", name)
-		}
-		if life := c.NotAfter.Sub(c.NotBefore); life > 91*24*time.Hour {
-			t.Errorf("%s: lives %s, more than a worker's 90 days", name, life)
-		}
-	}
-	serving, _ := cert.ParseCertsPEM(resp.Certs[KubeletServingCSR])
-	if !slices.Contains(serving[0].DNSNames, "w1") || !slices.ContainsFunc(serving[0].IPAddresses, func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) }) {
-		t.Errorf("serving SANs %v %v lack the node's name and address", serving[0].DNSNames, serving[0].IPAddresses)
-	}
+	assertWorkerCerts(t, a.ca, resp.Certs, keys, "w1", 90*24*time.Hour)
 	if rec, ok := a.record(t, tok.ID); !ok || len(rec.Reservations) != 1 || rec.UsesLeft != 1 {
 		t.Fatalf("after the join request the token should be reserved, not used: %+v %v", rec, ok)
 	}
@@ -201,6 +179,46 @@ func TestJoinSignsWithTheAgentsSubjectsAndCompletes(t *testing.T) {
 	}
 	_, err = NewClient(a.addr, a.pin, nil).Join(ctx, JoinRequest{Token: tok.String(), Role: jointoken.Worker, NodeName: "w2", Version: "v1.37.2", CSRs: reqs})
 	refusal(t, err, KindToken, 401)
+}
+
+// assertWorkerCerts checks what the agent signed for node: the subjects and
+// SANs the agent sets (the CSRs asked for admin), the worker's own keys,
+// the cluster CA's signature and a lifetime of at most life.
+func assertWorkerCerts(t *testing.T, ca *pki.KeyPair, certPEMs map[string][]byte, keys map[string]crypto.Signer, node string, life time.Duration) {
+	t.Helper()
+	want := map[string]struct {
+		cn, org string
+		usage   x509.ExtKeyUsage
+	}{
+		KubeletClientCSR:  {"system:node:" + node, "system:nodes", x509.ExtKeyUsageClientAuth},
+		KubeletServingCSR: {"system:node:" + node, "", x509.ExtKeyUsageServerAuth},
+		ProxyCSR:          {"system:kube-proxy", "", x509.ExtKeyUsageClientAuth},
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for name, w := range want {
+		certs, err := cert.ParseCertsPEM(certPEMs[name])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c := certs[0]
+		if c.Subject.CommonName != w.cn || strings.Join(c.Subject.Organization, ",") != w.org {
+			t.Errorf("%s: subject %v, want CN %s O %q", name, c.Subject, w.cn, w.org)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{w.usage}}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if !c.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(keys[name].Public()) {
+			t.Errorf("%s: not for the worker's key", name)
+		}
+		if left := time.Until(c.NotAfter); left > life || left < life-time.Minute {
+			t.Errorf("%s: %s left, want the worker lifetime %s", name, left.Round(time.Second), life)
+		}
+	}
+	serving, _ := cert.ParseCertsPEM(certPEMs[KubeletServingCSR])
+	if !slices.Contains(serving[0].DNSNames, node) || !slices.ContainsFunc(serving[0].IPAddresses, func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) }) {
+		t.Errorf("serving SANs %v %v lack the node's name and address", serving[0].DNSNames, serving[0].IPAddresses)
+	}
 }
 
 func tlsCert(t *testing.T, certPEM []byte, key crypto.Signer) tls.Certificate {
