@@ -2,10 +2,6 @@ package main
 
 import (
 	"crypto"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -19,13 +15,13 @@ import (
 
 	"github.com/kubeseed/kubeseed/internal/agent"
 	"github.com/kubeseed/kubeseed/internal/bootstrap"
+	"github.com/kubeseed/kubeseed/internal/certrenew"
 	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/daemon"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/hostinfo"
 	"github.com/kubeseed/kubeseed/internal/jointoken"
-	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
 func newJoinCommand(g *globalOptions) *cobra.Command {
@@ -62,6 +58,12 @@ Later starts are ` + "`kubeseed start`" + `.`,
 			if portOffset < 0 || portOffset > 40000 {
 				return fmt.Errorf("--port-offset %d is out of range (0 to 40000)", portOffset)
 			}
+			// The renewal through the agent takes start's KUBESEED_CERT_*
+			// variables; later starts take start's flags too.
+			renewal, err := renewalFromEnv(cmd, 30, certrenew.Options{}.WithDefaults())
+			if err != nil {
+				return err
+			}
 			if err := emptyDataDir(l); err != nil {
 				return err
 			}
@@ -74,7 +76,7 @@ Later starts are ` + "`kubeseed start`" + `.`,
 				return fmt.Errorf("--node-name %q: %v", nodeName, errs)
 			}
 			progress := func(msg string) { fmt.Fprintf(os.Stderr, "kubeseed: %s\n", msg) }
-			keys, csrs, err := workerCSRs(nodeName)
+			keys, csrs, err := agent.NewWorkerCSRs(nodeName)
 			if err != nil {
 				return err
 			}
@@ -110,7 +112,7 @@ Later starts are ` + "`kubeseed start`" + `.`,
 			}
 			progress(fmt.Sprintf("joined as worker %s (%s); starting the node", nodeName, resp.NodeIP))
 			begin := time.Now()
-			o := daemon.Options{Progress: progress}
+			o := daemon.Options{Progress: progress, Renewal: renewal}
 			o.Bootstrap.NodeName = nodeName
 			o.Ready = func() { progress(fmt.Sprintf("worker ready in %s", time.Since(begin).Round(time.Millisecond))) }
 			if err := daemon.Run(cmd.Context(), l, o); err != nil {
@@ -167,27 +169,9 @@ func removeContents(dir string) error {
 	return errors.Join(errs...)
 }
 
-// workerCSRs makes the worker's keys and a CSR for each; the agent sets
-// the subjects, so the CSRs carry only the node's name.
-func workerCSRs(nodeName string) (map[string]crypto.Signer, map[string][]byte, error) {
-	keys, csrs := map[string]crypto.Signer{}, map[string][]byte{}
-	for _, name := range agent.WorkerCSRs {
-		key, err := pki.NewKey()
-		if err != nil {
-			return nil, nil, err
-		}
-		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: nodeName}}, key)
-		if err != nil {
-			return nil, nil, fmt.Errorf("CSR %s: %w", name, err)
-		}
-		keys[name], csrs[name] = key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-	}
-	return keys, csrs, nil
-}
-
 // workerFiles checks the agent's answer against the pin and the keys.
 func workerFiles(resp *agent.JoinResponse, pin, nodeName string, portOffset int, keys map[string]crypto.Signer) (bootstrap.WorkerFiles, error) {
-	w := bootstrap.WorkerFiles{NodeName: nodeName, NodeIP: resp.NodeIP, PortOffset: portOffset, Keys: keys, Certs: map[string]*x509.Certificate{},
+	w := bootstrap.WorkerFiles{NodeName: nodeName, NodeIP: resp.NodeIP, PortOffset: portOffset, Keys: keys,
 		ClusterCIDR: resp.Cluster.ClusterCIDR, ClusterDNS: resp.Cluster.ClusterDNS, ClusterDomain: resp.Cluster.ClusterDomain}
 	cas, err := cert.ParseCertsPEM(resp.CA)
 	if err != nil {
@@ -197,12 +181,8 @@ func workerFiles(resp *agent.JoinResponse, pin, nodeName string, portOffset int,
 		return w, fmt.Errorf("its CA's hash %s is not the join line's %s", got, pin)
 	}
 	w.CA = cas[0]
-	for _, name := range agent.WorkerCSRs {
-		certs, err := cert.ParseCertsPEM(resp.Certs[name])
-		if err != nil {
-			return w, fmt.Errorf("certificate %s: %w", name, err)
-		}
-		w.Certs[name] = certs[0]
+	if w.Certs, err = agent.ParseCerts(resp.Certs); err != nil {
+		return w, err
 	}
 	if w.ClusterCIDR == "" || w.ClusterDNS == "" || w.ClusterDomain == "" {
 		return w, errors.New("the cluster's pod range, DNS IP or domain is missing")

@@ -3,7 +3,19 @@
 // client certificate. It runs on control-plane nodes only.
 package agent
 
-import "github.com/kubeseed/kubeseed/internal/jointoken"
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+
+	"k8s.io/client-go/util/cert"
+
+	"github.com/kubeseed/kubeseed/internal/jointoken"
+	"github.com/kubeseed/kubeseed/internal/pki"
+)
 
 // Paths served.
 const (
@@ -23,6 +35,38 @@ const (
 
 // WorkerCSRs are the CSRs a worker sends, in order.
 var WorkerCSRs = []string{KubeletClientCSR, KubeletServingCSR, ProxyCSR}
+
+// NewWorkerCSRs makes a fresh key for each of WorkerCSRs and a CSR for it,
+// at join and at every renewal: the keys never leave the worker. The agent
+// sets the subjects, so the CSRs carry only the node's name.
+func NewWorkerCSRs(nodeName string) (map[string]crypto.Signer, map[string][]byte, error) {
+	keys, csrs := map[string]crypto.Signer{}, map[string][]byte{}
+	for _, name := range WorkerCSRs {
+		key, err := pki.NewKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: nodeName}}, key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("CSR %s: %w", name, err)
+		}
+		keys[name], csrs[name] = key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	}
+	return keys, csrs, nil
+}
+
+// ParseCerts parses the certificates an answer carries for WorkerCSRs.
+func ParseCerts(in map[string][]byte) (map[string]*x509.Certificate, error) {
+	out := map[string]*x509.Certificate{}
+	for _, name := range WorkerCSRs {
+		certs, err := cert.ParseCertsPEM(in[name])
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", name, err)
+		}
+		out[name] = certs[0]
+	}
+	return out, nil
+}
 
 // JoinRequest is what a joining node posts to JoinPath.
 type JoinRequest struct {

@@ -26,6 +26,23 @@ import (
 // agent signs them for keys made on the worker. No CA key is among them.
 var WorkerCerts = []string{"kubelet", "kubelet-serving", "proxy"}
 
+// VerifyWorkerCerts checks the certificates the cluster agent signed for a
+// worker, at join or renewal: each is there, for its key, and from ca with
+// its table usages.
+func VerifyWorkerCerts(ca *x509.Certificate, certs map[string]*x509.Certificate, keys map[string]crypto.Signer) error {
+	for _, name := range WorkerCerts {
+		spec, ok := pki.Lookup(name)
+		c, key := certs[name], keys[name]
+		if !ok || c == nil || key == nil {
+			return fmt.Errorf("the worker certificate %q is missing", name)
+		}
+		if err := pki.Verify(spec, &pki.KeyPair{Cert: c, Key: key}, &pki.KeyPair{Cert: ca}); err != nil {
+			return fmt.Errorf("the cluster agent's certificate %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // WorkerFiles is what a joining worker writes into its empty data dir.
 type WorkerFiles struct {
 	NodeName, NodeIP string
@@ -41,16 +58,8 @@ type WorkerFiles struct {
 // WriteWorker writes a worker's data dir. Every input is checked first, so
 // on error nothing is written.
 func WriteWorker(ctx context.Context, l datadir.Layout, w WorkerFiles) error {
-	ca := &pki.KeyPair{Cert: w.CA}
-	for _, name := range WorkerCerts {
-		spec, ok := pki.Lookup(name)
-		c, key := w.Certs[name], w.Keys[name]
-		if !ok || c == nil || key == nil {
-			return fmt.Errorf("the worker certificate %q is missing", name)
-		}
-		if err := pki.Verify(spec, &pki.KeyPair{Cert: c, Key: key}, ca); err != nil {
-			return fmt.Errorf("the cluster agent's certificate %q: %w", name, err)
-		}
+	if err := VerifyWorkerCerts(w.CA, w.Certs, w.Keys); err != nil {
+		return err
 	}
 	argFiles := defaults.WorkerArgs(l, w.NodeName, w.NodeIP, w.PortOffset, w.ClusterCIDR)
 	configs := defaults.WorkerConfigFiles(l, w.PortOffset, podMTU(ctx, net.ParseIP(w.NodeIP)), w.ClusterDNS, w.ClusterDomain)

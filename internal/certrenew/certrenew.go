@@ -100,6 +100,16 @@ func ReadState(path string) (*State, error) {
 	return &s, nil
 }
 
+// Save writes the state file (a worker's renewal through the cluster
+// agent writes the same one).
+func (s *State) Save(path string) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, data, 0o644)
+}
+
 // Renewer is the supervised component. Its loop ends only with Stop, so
 // it has no exits to report.
 type Renewer struct {
@@ -264,11 +274,7 @@ func (r *Renewer) fail(ctx context.Context, what string, err error) {
 }
 
 func (r *Renewer) save(ctx context.Context) {
-	data, err := json.MarshalIndent(r.state, "", "  ")
-	if err == nil {
-		err = fsutil.WriteFileAtomic(r.m.Layout.CertRenewalState(), data, 0o644)
-	}
-	if err != nil {
+	if err := r.state.Save(r.m.Layout.CertRenewalState()); err != nil {
 		klog.FromContext(ctx).Error(err, "Could not record the renewal state")
 	}
 }

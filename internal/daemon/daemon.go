@@ -114,6 +114,7 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 			node.NewKubeProxy(l),
 			node.NewOverlay(l),
 			agent.NewJoinCompleter(l),
+			agent.NewWorkerRenewer(l, o.Renewal),
 		}
 	} else {
 		components = []supervisor.Component{
