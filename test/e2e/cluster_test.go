@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
 // lan is one layer-2 segment for the nodes of a cluster: a bridge in the
@@ -310,4 +314,138 @@ func testPodNetwork(t *testing.T, cp *node, nodes map[string]*node) {
 	for _, n := range nodes {
 		n.auditPorts()
 	}
+}
+
+// TestWorkerCertRenewal: with a short worker lifetime (the agent's
+// --worker-cert-lifetime test knob), a running worker renews its three
+// certificates through the cluster agent: new keys and serials, in the
+// same process, without re-join. The kubelet and kube-proxy move to the
+// new client certificates before the old ones expire (the apiserver never
+// sees an expired one, the node lease keeps being renewed), the kubelet
+// serves its new serving certificate, and the apiserver still reaches the
+// kubelet for `kubectl logs`.
+func TestWorkerCertRenewal(t *testing.T) {
+	const lifetime = 4 * time.Minute // valid 9m (NotBefore is 5m back), due with 3m left: a minute after signing
+	net := newLAN(t)
+	cp := net.node()
+	cp.start()
+	// The agent reads args/cluster-agent when it starts; the last line wins.
+	appendFile(t, cp.path("args", "cluster-agent"), "--worker-cert-lifetime="+lifetime.String())
+	cp.stop()
+	cp.start()
+	line, _ := joinLine(t, cp)
+
+	w := net.node()
+	w.worker = true
+	w.extraEnv = append(w.extraEnv, "KUBESEED_CERT_CHECK_INTERVAL=5s")
+	w.run("join", line, "--worker", "--node-name", "worker-r")
+	cp.waitFor("the worker is Ready", "wait", "--for=condition=Ready", "node/worker-r", "--timeout=180s")
+	pid := mustPID(t, w)
+
+	names := []string{"kubelet", "kubelet-serving", "proxy"}
+	load := func() (map[string]*x509.Certificate, map[string][]byte) {
+		t.Helper()
+		certs, keys := map[string]*x509.Certificate{}, map[string][]byte{}
+		for _, name := range names {
+			c, err := pki.LoadCert(w.path("certs", name+".crt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := os.ReadFile(w.path("certs", name+".key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			certs[name], keys[name] = c, key
+		}
+		return certs, keys
+	}
+	first, firstKeys := load()
+	for _, name := range names {
+		if v := first[name].NotAfter.Sub(first[name].NotBefore); v < lifetime || v > lifetime+6*time.Minute {
+			t.Fatalf("%s.crt is valid for %s: the agent did not apply --worker-cert-lifetime=%s", name, v, lifetime)
+		}
+	}
+
+	// A pod on the worker: its logs come through the kubelet's serving port.
+	cp.apply(`{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "renewal-logs"}, "spec": {"nodeName": "worker-r", "terminationGracePeriodSeconds": 0,
+"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "imagePullPolicy": "Never"}]}}`)
+	cp.waitFor("a pod on the worker", "wait", "--for=condition=Ready", "pod/renewal-logs", "--timeout=120s")
+
+	eventually(t, 3*time.Minute, "the worker's certificates are renewed through the agent", func() bool {
+		now, _ := load()
+		for _, name := range names {
+			if now[name].SerialNumber.Cmp(first[name].SerialNumber) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	renewed, renewedKeys := load()
+	ca, err := pki.LoadCert(w.path("certs", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	for _, name := range names {
+		if bytes.Equal(renewedKeys[name], firstKeys[name]) {
+			t.Errorf("%s.key was kept: a renewal makes a new key", name)
+		}
+		if !renewed[name].NotAfter.After(first[name].NotAfter) || renewed[name].Subject.String() != first[name].Subject.String() {
+			t.Errorf("%s.crt: renewed to %s (%s), was %s (%s)", name, renewed[name].NotAfter, renewed[name].Subject, first[name].NotAfter, first[name].Subject)
+		}
+		if _, err := renewed[name].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Errorf("%s.crt: %v", name, err)
+		}
+		for _, f := range []string{name + ".crt", name + ".key"} {
+			if fi, err := os.Stat(w.path("certs", f)); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("certs/%s: %v %v, want mode 0600", f, fi.Mode(), err)
+			}
+		}
+	}
+	if _, err := os.Stat(w.path(".certs-staging")); !os.IsNotExist(err) {
+		t.Errorf("the renewal left its staging dir: %v", err)
+	}
+	if !strings.Contains(readFile(t, cp.log), "Renewed a worker's certificates") || !strings.Contains(readFile(t, w.log), "Renewed certificate") {
+		t.Error("the renewal is not in the agent's and the worker's logs")
+	}
+	if out := w.mustKubeseed("status"); !strings.Contains(out, "last renewed") {
+		t.Errorf("the worker's status does not show the renewal:\n%s", out)
+	}
+
+	// The kubelet serves a renewed serving certificate (renewals go on
+	// every minute, so any but the first).
+	w.waitServed(t, w.ip+":10250", w.tlsConfig("ca", ""), 90*time.Second, "the kubelet serves its renewed certificate", func(c *x509.Certificate) bool {
+		return c.SerialNumber.Cmp(first["kubelet-serving"].SerialNumber) != 0
+	})
+
+	// Past the first certificates' expiry, every connection made with them
+	// must be gone: the apiserver checks a client certificate's expiry on
+	// every request.
+	if d := time.Until(first["kubelet"].NotAfter.Add(30 * time.Second)); d > 0 {
+		t.Logf("waiting %s, until the first certificates have expired", d.Round(time.Second))
+		time.Sleep(d)
+	}
+	cp.waitFor("the worker stays Ready", "wait", "--for=condition=Ready", "node/worker-r", "--timeout=10s")
+	eventually(t, 30*time.Second, "the worker's kubelet renews its node lease", func() bool {
+		out, err := cp.kubectl("get", "lease", "-n", "kube-node-lease", "worker-r", "-o", "jsonpath={.spec.renewTime}")
+		at, perr := time.Parse(time.RFC3339Nano, strings.TrimSpace(out))
+		return err == nil && perr == nil && time.Since(at) < 20*time.Second
+	})
+	if out, err := cp.kubectl("logs", "renewal-logs"); err != nil {
+		t.Errorf("kubectl logs of a pod on the worker after its renewal: %v\n%s", err, out)
+	}
+	if n := strings.Count(readFile(t, cp.log), "certificate has expired"); n > 0 {
+		t.Errorf("the apiserver saw an expired certificate %d times: a component kept an old connection", n)
+	}
+	w.assertSameProcess(pid)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
