@@ -187,7 +187,7 @@ func TestJoinWorker(t *testing.T) {
 
 	t.Run("remove-node refuses what it cannot remove", func(t *testing.T) {
 		for args, want := range map[string]string{
-			"nope":              "--force",
+			"nope":             "--force",
 			kubeletName(t, cp): "this node",
 		} {
 			if out, err := cp.kubeseed("remove-node", args); err == nil || !strings.Contains(out, want) {
