@@ -90,6 +90,8 @@ func newRootCommand() *cobra.Command {
 		newAddNodeCommand(g),
 		newJoinTokenCommand(g),
 		newJoinCommand(g),
+		newRemoveNodeCommand(g),
+		newLeaveCommand(g),
 		newEnableCommand(g),
 		newDisableCommand(g),
 		newStopCommand(g),

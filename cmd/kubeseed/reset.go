@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubeseed/kubeseed/internal/daemon"
+	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/node"
 )
@@ -47,25 +48,31 @@ func newResetCommand(g *globalOptions) *cobra.Command {
 					return fmt.Errorf("reset cancelled; nothing was deleted")
 				}
 			}
-			removed, skipped, cerr := node.CleanupHost(cmd.Context(), l)
-			for _, r := range removed {
-				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", r)
-			}
-			for _, s := range skipped {
-				fmt.Fprintf(cmd.OutOrStdout(), "left alone: %s\n", s)
-			}
-			if cerr != nil {
-				return fmt.Errorf("clean up the host: %w; fix that and run reset again (the data dir is kept)", cerr)
-			}
-			if err := os.RemoveAll(l.Root); err != nil {
-				return fmt.Errorf("delete %s: %w", l.Root, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", l.Root)
-			return nil
+			return cleanUp(cmd, l)
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+// cleanUp removes what the stopped node on l left on the host, then its
+// data dir.
+func cleanUp(cmd *cobra.Command, l datadir.Layout) error {
+	removed, skipped, cerr := node.CleanupHost(cmd.Context(), l)
+	for _, r := range removed {
+		fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", r)
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(cmd.OutOrStdout(), "left alone: %s\n", s)
+	}
+	if cerr != nil {
+		return fmt.Errorf("clean up the host: %w; fix that and run `kubeseed reset` (the data dir is kept)", cerr)
+	}
+	if err := os.RemoveAll(l.Root); err != nil {
+		return fmt.Errorf("delete %s: %w", l.Root, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", l.Root)
+	return nil
 }
 
 // looksLikeDataDir accepts a bootstrapped data dir, an empty one, and one

@@ -2,17 +2,16 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/version"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/health"
@@ -59,21 +58,19 @@ func (a *Agent) Init(ctx context.Context) error {
 // OpenTokens connects to etcd, where the join tokens are, as o says. The
 // returned func closes the connection.
 func OpenTokens(o *Options) (*jointoken.Store, func(), error) {
-	tlsCfg, err := health.ClientTLS(o.EtcdCAFile, o.EtcdCertFile, o.EtcdKeyFile)
+	cli, err := openEtcd(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("etcd credentials of args/%s: %w", Component, err)
-	}
-	tlsCfg.MinVersion = tls.VersionTLS12
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   o.EtcdServers,
-		TLS:         tlsCfg,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to etcd at %v: %w", o.EtcdServers, err)
+		return nil, nil, err
 	}
 	return jointoken.NewStore(cli, time.Now), func() { _ = cli.Close() }, nil
+}
+
+func openEtcd(o *Options) (*clientv3.Client, error) {
+	cli, err := cluster.DialEtcd(o.EtcdServers, o.EtcdCAFile, o.EtcdCertFile, o.EtcdKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("etcd of args/%s: %w", Component, err)
+	}
+	return cli, nil
 }
 
 // Start connects to etcd and the apiserver and serves.
@@ -99,13 +96,14 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tokens, closeTokens, err := OpenTokens(o)
+	cli, err := openEtcd(o)
 	if err != nil {
 		return err
 	}
+	tokens, closeTokens := jointoken.NewStore(cli, time.Now), func() { _ = cli.Close() }
 	srv, err := New(Config{
 		Addr: o.Addr(), CertFile: o.TLSCertFile, KeyFile: o.TLSKeyFile,
-		CA: ca, Tokens: tokens, Kube: kube,
+		CA: ca, Tokens: tokens, Removed: cluster.NewRemovedNodes(cli), Kube: kube,
 		Cluster: Cluster{ClusterCIDR: clusterCIDR, ServiceCIDR: netw.ServiceCIDR.String(),
 			ClusterDNS: netw.ClusterDNS.String(), ClusterDomain: netw.ClusterDomain},
 		Version:            version.Get().GitVersion,

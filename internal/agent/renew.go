@@ -50,6 +50,17 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, KindRequest, "%v", err)
 		return
 	}
+	if s.cfg.Removed != nil {
+		removed, err := s.cfg.Removed.Has(r.Context(), node)
+		if err != nil {
+			refuse(w, http.StatusServiceUnavailable, KindInternal, "%v", err)
+			return
+		}
+		if removed {
+			fail(http.StatusForbidden, KindPreflight, "node %q was removed from the cluster (kubeseed remove-node), so its certificates are not renewed; run `kubeseed leave` on it and join it again", node)
+			return
+		}
+	}
 	n, err := s.cfg.Kube.CoreV1().Nodes().Get(r.Context(), node, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

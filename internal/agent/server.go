@@ -46,8 +46,11 @@ type Config struct {
 	KeyFile  string
 	CA       *pki.KeyPair // the cluster CA: verifies clients, signs workers' CSRs
 	Tokens   *jointoken.Store
-	Kube     kubernetes.Interface
-	Cluster  Cluster
+	// Removed is the record of removed nodes; a join under a removed name
+	// takes the name off it.
+	Removed *cluster.RemovedNodes
+	Kube    kubernetes.Interface
+	Cluster Cluster
 	// Version is this node's Kubernetes version; joiners must match it.
 	Version string
 	// WorkerCertLifetime bounds the certificates signed for workers.
@@ -98,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST "+JoinPath, s.join)
 	mux.HandleFunc("POST "+CompletePath, s.complete)
 	mux.HandleFunc("POST "+RenewPath, s.renew)
+	mux.HandleFunc("POST "+LeavePath, s.leave)
 	s.srv = &http.Server{
 		Handler: mux,
 		TLSConfig: &tls.Config{
@@ -253,6 +257,14 @@ func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x5
 	certs, err := s.signWorker(req.NodeName, nodeIP, csrs)
 	if err != nil {
 		return nil, http.StatusInternalServerError, KindInternal, err
+	}
+	// A token holder joins a node under a removed name: the name is good
+	// again (README: a removed machine that kept its certificates could
+	// use them again; join a new machine under a new name to rule it out).
+	if s.cfg.Removed != nil {
+		if err := s.cfg.Removed.Forget(ctx, req.NodeName); err != nil {
+			return nil, http.StatusServiceUnavailable, KindInternal, err
+		}
 	}
 	return &JoinResponse{
 		NodeIP:     nodeIP,

@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -539,5 +541,38 @@ func TestStoredDigestsAndWaitLoaded(t *testing.T) {
 	defer cancelShort()
 	if err := c.WaitLoaded(short, sha256.Sum256([]byte("never written"))); err == nil || !strings.Contains(err.Error(), "older token file") {
 		t.Errorf("WaitLoaded for content never written: %v", err)
+	}
+}
+
+func TestRemovedNodes(t *testing.T) {
+	s := &Server{cfg: Config{Removed: func(name string) bool { return name == "gone" }}}
+	cases := []struct {
+		user          string
+		denied        bool
+		reasonMention string
+	}{
+		{user: "system:node:gone", denied: true, reasonMention: "node gone was removed"},
+		{user: "system:node:here"},
+		{user: "gone"}, // not a node's name
+		{user: "system:node:"},
+	}
+	for _, c := range cases {
+		sar := fmt.Sprintf(`{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":%q,"groups":["system:nodes"],"resourceAttributes":{"verb":"get","resource":"nodes"}}}`, c.user)
+		rec := httptest.NewRecorder()
+		s.removedNodes(rec, httptest.NewRequest(http.MethodPost, RemovedNodesPath, strings.NewReader(sar)))
+		var got authzv1.SubjectAccessReview
+		if err := json.NewDecoder(rec.Body).Decode(&got); err != nil {
+			t.Fatalf("%s: %v", c.user, err)
+		}
+		if rec.Code != 200 || got.Status.Allowed || got.Status.Denied != c.denied || !strings.Contains(got.Status.Reason, c.reasonMention) {
+			t.Errorf("%s: HTTP %d, %+v; want denied=%v", c.user, rec.Code, got.Status, c.denied)
+		}
+	}
+	// Without a record nobody is removed.
+	rec := httptest.NewRecorder()
+	(&Server{}).removedNodes(rec, httptest.NewRequest(http.MethodPost, RemovedNodesPath, strings.NewReader(
+		`{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"system:node:gone"}}`)))
+	if strings.Contains(rec.Body.String(), `"denied":true`) {
+		t.Errorf("no record, yet: %s", rec.Body)
 	}
 }

@@ -97,6 +97,9 @@ func (o *Options) URL() string { return o.BaseURL() + AuthenticatePath }
 // authorizer.
 func (o *Options) DenyURL() string { return o.BaseURL() + DenyPath }
 
+// RemovedNodesURL is where kube-apiserver asks whether a node was removed.
+func (o *Options) RemovedNodesURL() string { return o.BaseURL() + RemovedNodesPath }
+
 // ClientKubeconfig is a kubeconfig for kube-apiserver to reach the webhook
 // at url: its CA, and the client certificate to present. Files are
 // referenced by path, so no secret is copied into it.

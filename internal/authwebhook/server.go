@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -31,8 +32,11 @@ const (
 	// DenyPath answers every SubjectAccessReview with "denied": it ends the
 	// RBAC chain that `kubeseed enable rbac` writes while kube-apiserver
 	// runs (see package authz).
-	DenyPath   = "/authorize/deny"
-	HealthPath = "/healthz"
+	DenyPath = "/authorize/deny"
+	// RemovedNodesPath denies the nodes `kubeseed remove-node` removed and
+	// has no opinion on every other request.
+	RemovedNodesPath = "/authorize/removed-nodes"
+	HealthPath       = "/healthz"
 	// LoadedPath answers the SHA-256 (hex) of the token file content in
 	// use, so `kubeseed token remove` can wait for a reload: the file may
 	// hold only digests, which it cannot present as tokens. While the file
@@ -55,6 +59,9 @@ type Config struct {
 	ClientCAFile   string
 	AllowedClients []string // client certificate CNs that may ask
 	ReloadInterval time.Duration
+	// Removed says whether a node was removed from the cluster; nil means
+	// none was.
+	Removed func(nodeName string) bool
 }
 
 // Server is the webhook: mutual TLS, then TokenReviews answered from Store.
@@ -107,6 +114,7 @@ func New(cfg Config, store *Store) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AuthenticatePath, s.authenticate)
 	mux.HandleFunc("POST "+DenyPath, s.deny)
+	mux.HandleFunc("POST "+RemovedNodesPath, s.removedNodes)
 	mux.HandleFunc("GET "+LoadedPath, func(w http.ResponseWriter, _ *http.Request) {
 		if err := store.Err(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -212,6 +220,28 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deny(w http.ResponseWriter, r *http.Request) {
+	s.answerReview(w, r, func(authzv1.SubjectAccessReviewSpec) authzv1.SubjectAccessReviewStatus {
+		return authzv1.SubjectAccessReviewStatus{Allowed: false, Denied: true, Reason: DenyReason}
+	})
+}
+
+// nodeUserPrefix starts every node's user name, as the Node authorizer
+// reads it.
+const nodeUserPrefix = "system:node:"
+
+func (s *Server) removedNodes(w http.ResponseWriter, r *http.Request) {
+	s.answerReview(w, r, func(spec authzv1.SubjectAccessReviewSpec) authzv1.SubjectAccessReviewStatus {
+		name, isNode := strings.CutPrefix(spec.User, nodeUserPrefix)
+		if isNode && s.cfg.Removed != nil && s.cfg.Removed(name) {
+			return authzv1.SubjectAccessReviewStatus{Denied: true, Reason: fmt.Sprintf(
+				"node %s was removed from the cluster (kubeseed remove-node); reset it and join it again", name)}
+		}
+		return authzv1.SubjectAccessReviewStatus{} // no opinion
+	})
+}
+
+// answerReview decodes a v1 SubjectAccessReview and answers decide's status.
+func (s *Server) answerReview(w http.ResponseWriter, r *http.Request, decide func(authzv1.SubjectAccessReviewSpec) authzv1.SubjectAccessReviewStatus) {
 	var review authzv1.SubjectAccessReview
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxReviewBytes))
 	if err := dec.Decode(&review); err != nil {
@@ -225,7 +255,7 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := authzv1.SubjectAccessReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: want, Kind: "SubjectAccessReview"},
-		Status:   authzv1.SubjectAccessReviewStatus{Allowed: false, Denied: true, Reason: DenyReason},
+		Status:   decide(review.Spec),
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(&resp)

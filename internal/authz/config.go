@@ -49,6 +49,19 @@ const (
 // chain. kubeseed's auth webhook denies every request it is asked about.
 const DenyWebhookName = "kubeseed-deny"
 
+// RemovedNodesWebhookName names the webhook authorizer at the head of every
+// chain: asked only about requests of group system:nodes, it denies the
+// nodes `kubeseed remove-node` removed (their certificates stay valid
+// until they expire) and has no opinion on the rest. It allows nothing, so
+// it never changes the mode.
+const RemovedNodesWebhookName = "kubeseed-removed-nodes"
+
+// Webhooks are kube-apiserver's kubeconfigs (absolute paths) for
+// kubeseed's authorization webhooks.
+type Webhooks struct {
+	Deny, RemovedNodes string
+}
+
 // chains are the authorizer types of each rendering, in order.
 //
 // At start: AlwaysAllow keeps Node and RBAC behind it (never reached) so
@@ -70,9 +83,8 @@ var chains = map[Mode]map[bool][]string{
 }
 
 // Render returns the config file for mode: the live chain if kube-apiserver
-// is running, else the start chain. denyKubeconfig is the absolute path of
-// kube-apiserver's kubeconfig for the deny webhook.
-func Render(m Mode, live bool, denyKubeconfig string) []byte {
+// is running, else the start chain, each behind the removed-nodes webhook.
+func Render(m Mode, live bool, hooks Webhooks) []byte {
 	var b strings.Builder
 	b.WriteString("# Structured authorization config for kube-apiserver (--authorization-config).\n")
 	b.WriteString("# Switch with `kubeseed enable rbac` / `kubeseed disable rbac`: kube-apiserver\n")
@@ -83,7 +95,27 @@ func Render(m Mode, live bool, denyKubeconfig string) []byte {
 		b.WriteString("# AlwaysAllow entry after it is never reached. kube-apiserver requires every\n")
 		b.WriteString("# authorizer type it started with to stay; the next start of kubeseed drops it.\n")
 	}
+	b.WriteString("# The kubeseed-removed-nodes webhook refuses nodes removed with `kubeseed remove-node`.\n")
 	b.WriteString("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers:\n")
+	// Its failure policy is NoOpinion: it runs in-process with the
+	// apiserver, and a failure must not lock every node out.
+	fmt.Fprintf(&b, `- type: Webhook
+  name: %s
+  webhook:
+    timeout: 5s
+    subjectAccessReviewVersion: v1
+    matchConditionSubjectAccessReviewVersion: v1
+    failurePolicy: NoOpinion
+    authorizedTTL: 1s
+    cacheAuthorizedRequests: false
+    unauthorizedTTL: 10s
+    cacheUnauthorizedRequests: true
+    connectionInfo:
+      type: KubeConfigFile
+      kubeConfigFile: %q
+    matchConditions:
+    - expression: "'system:nodes' in request.groups"
+`, RemovedNodesWebhookName, hooks.RemovedNodes)
 	for _, t := range chains[m][live] {
 		if t == typeWebhook {
 			fmt.Fprintf(&b, `- type: Webhook
@@ -100,7 +132,7 @@ func Render(m Mode, live bool, denyKubeconfig string) []byte {
     connectionInfo:
       type: KubeConfigFile
       kubeConfigFile: %q
-`, DenyWebhookName, denyKubeconfig)
+`, DenyWebhookName, hooks.Deny)
 			continue
 		}
 		fmt.Fprintf(&b, "- type: %s\n  name: %s\n", t, strings.ToLower(t))
@@ -108,10 +140,11 @@ func Render(m Mode, live bool, denyKubeconfig string) []byte {
 	return []byte(b.String())
 }
 
-// StartForm returns the start chain for a live RBAC chain, and false for
-// anything else (the file is then left alone). It does not validate: the
-// deny webhook's kubeconfig may not exist yet.
-func StartForm(data []byte, denyKubeconfig string) ([]byte, bool) {
+// StartForm returns the start chain for a live RBAC chain, and for a chain
+// of kubeseed's without the removed-nodes webhook (an older kubeseed's),
+// and false for anything else (the file is then left alone). It does not
+// validate: the webhooks' kubeconfigs may not exist yet.
+func StartForm(data []byte, hooks Webhooks) ([]byte, bool) {
 	cfg, err := load.LoadFromData(data)
 	if err != nil {
 		return nil, false
@@ -121,14 +154,34 @@ func StartForm(data []byte, denyKubeconfig string) ([]byte, bool) {
 		c.Types = append(c.Types, string(a.Type))
 		c.Names = append(c.Names, a.Name)
 	}
-	want := chains[RBAC][true]
-	if strings.Join(c.Types, ",") != strings.Join(want, ",") {
+	guarded := len(c.Names) > 0 && c.Names[0] == RemovedNodesWebhookName
+	inner := c.withoutGuard()
+	m, ok := inner.Mode()
+	if !ok {
 		return nil, false
 	}
-	if m, ok := c.Mode(); !ok || m != RBAC {
-		return nil, false
+	for live, want := range chains[m] {
+		same := strings.Join(inner.Types, ",") == strings.Join(want, ",")
+		// AlwaysAllow's live chain is its start chain.
+		if same && (!guarded || live && m == RBAC) {
+			return Render(m, false, hooks), true
+		}
 	}
-	return Render(RBAC, false, denyKubeconfig), true
+	return nil, false
+}
+
+// withoutGuard is c without its removed-nodes webhooks, which allow
+// nothing and so leave the mode as the rest of the chain makes it.
+func (c Chain) withoutGuard() Chain {
+	var out Chain
+	for i := range c.Types {
+		if c.Types[i] == typeWebhook && c.Names[i] == RemovedNodesWebhookName {
+			continue
+		}
+		out.Types = append(out.Types, c.Types[i])
+		out.Names = append(out.Names, c.Names[i])
+	}
+	return out
 }
 
 // Chain is a parsed and validated authorization config.
@@ -157,6 +210,7 @@ func Parse(path string, data []byte) (Chain, error) {
 // answers "no opinion" upstream, so it ends nothing; kubeseed's deny
 // webhook ends the chain.
 func (c Chain) Effective() string {
+	c = c.withoutGuard()
 	var decisive []string
 	mayDeny := false // only a webhook may deny; the others allow or pass
 	for i, t := range c.Types {
@@ -188,6 +242,7 @@ func (c Chain) Effective() string {
 // Mode reports which of kubeseed's modes the chain is, and false for a
 // chain kubeseed does not manage (a webhook, ABAC, or a hand-made order).
 func (c Chain) Mode() (Mode, bool) {
+	c = c.withoutGuard()
 	for i, t := range c.Types {
 		switch t {
 		case typeAlwaysAllow, typeAlwaysDeny, typeNode, typeRBAC:

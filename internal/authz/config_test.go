@@ -12,15 +12,15 @@ import (
 	kubeauthorizer "k8s.io/kubernetes/pkg/kubeapiserver/authorizer"
 )
 
-// denyKubeconfig is a file for the deny webhook's kubeconfig path, which
+// denyKubeconfig is a file for the webhooks' kubeconfig path, which
 // kube-apiserver's validation requires to exist.
-func denyKubeconfig(t *testing.T) string {
+func denyKubeconfig(t *testing.T) Webhooks {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "authorization-webhook.kubeconfig")
 	if err := os.WriteFile(p, []byte("apiVersion: v1\nkind: Config\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return Webhooks{Deny: p, RemovedNodes: p}
 }
 
 func TestRenderParses(t *testing.T) {
@@ -31,10 +31,10 @@ func TestRenderParses(t *testing.T) {
 		types     string
 		effective string
 	}{
-		{AlwaysAllow, false, "AlwaysAllow,Node,RBAC", "AlwaysAllow"},
-		{AlwaysAllow, true, "AlwaysAllow,Node,RBAC", "AlwaysAllow"},
-		{RBAC, false, "Node,RBAC", "Node,RBAC"},
-		{RBAC, true, "Node,RBAC,Webhook,AlwaysAllow", "Node,RBAC"},
+		{AlwaysAllow, false, "Webhook,AlwaysAllow,Node,RBAC", "AlwaysAllow"},
+		{AlwaysAllow, true, "Webhook,AlwaysAllow,Node,RBAC", "AlwaysAllow"},
+		{RBAC, false, "Webhook,Node,RBAC", "Node,RBAC"},
+		{RBAC, true, "Webhook,Node,RBAC,Webhook,AlwaysAllow", "Node,RBAC"},
 	}
 	for _, c := range cases {
 		c0, err := Parse("authorization.yaml", Render(c.mode, c.live, kc))
@@ -92,15 +92,27 @@ func TestLiveChainsReload(t *testing.T) {
 
 func TestStartForm(t *testing.T) {
 	kc := denyKubeconfig(t)
-	got, ok := StartForm(Render(RBAC, true, kc), "/new/path")
-	if !ok || string(got) != string(Render(RBAC, false, "/new/path")) {
+	moved := Webhooks{Deny: "/new/path", RemovedNodes: "/new/path2"}
+	got, ok := StartForm(Render(RBAC, true, kc), moved)
+	if !ok || string(got) != string(Render(RBAC, false, moved)) {
 		t.Errorf("StartForm(live RBAC) = %q, %v", got, ok)
+	}
+	// An older kubeseed's chains, without the removed-nodes webhook, get it.
+	for _, m := range []Mode{AlwaysAllow, RBAC} {
+		var old []string
+		for _, t := range chains[m][false] {
+			old = append(old, "- type: "+t+"\n  name: "+strings.ToLower(t))
+		}
+		data := "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers:\n" + strings.Join(old, "\n") + "\n"
+		if got, ok := StartForm([]byte(data), kc); !ok || string(got) != string(Render(m, false, kc)) {
+			t.Errorf("StartForm(%s without the removed-nodes webhook) = %q, %v", m, got, ok)
+		}
 	}
 	// Edits that keep the chain are fine; other chains are left alone.
 	if _, ok := StartForm(append(Render(RBAC, true, kc), "# edited\n"...), kc); !ok {
 		t.Error("a comment stopped StartForm")
 	}
-	for _, data := range [][]byte{Render(RBAC, false, kc), Render(AlwaysAllow, true, kc), []byte("{"),
+	for _, data := range [][]byte{Render(RBAC, false, kc), Render(AlwaysAllow, true, kc), Render(AlwaysAllow, false, kc), []byte("{"),
 		[]byte(strings.Replace(string(Render(RBAC, true, kc)), "name: "+DenyWebhookName, "name: other", 1))} {
 		if _, ok := StartForm(data, kc); ok {
 			t.Errorf("StartForm rewrote:\n%s", data)
@@ -126,6 +138,9 @@ func TestEffectiveAndMode(t *testing.T) {
 		{"Webhook,AlwaysAllow", "w,alwaysallow", "Webhook,AlwaysAllow", "", false},
 		{"Node,RBAC,Webhook", "node,rbac,w", "Node,RBAC,Webhook", "", false},
 		{"Node,RBAC", "node,my-rbac", "Node,RBAC", "", false},
+		// The removed-nodes webhook allows nothing: it never sets the mode.
+		{"Webhook,AlwaysAllow", "kubeseed-removed-nodes,alwaysallow", "AlwaysAllow", AlwaysAllow, true},
+		{"Webhook,Node,RBAC", "kubeseed-removed-nodes,node,rbac", "Node,RBAC", RBAC, true},
 	}
 	for _, c := range cases {
 		ch := Chain{Types: strings.Split(c.types, ","), Names: strings.Split(c.names, ",")}
@@ -144,7 +159,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown type", "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers:\n- type: Magic\n  name: magic\n", "Unsupported value: \"Magic\""},
 		{"empty", "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers: []\n", "at least one authorization mode"},
 		{"wrong name", "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers:\n- type: RBAC\n  name: x\n", "expected name rbac"},
-		{"missing webhook kubeconfig", string(Render(RBAC, true, "/nonexistent/deny.kubeconfig")), "error loading file"},
+		{"missing webhook kubeconfig", string(Render(RBAC, true, Webhooks{Deny: "/nonexistent/deny.kubeconfig", RemovedNodes: "/nonexistent/deny.kubeconfig"})), "error loading file"},
 	}
 	for _, c := range cases {
 		_, err := Parse("authorization.yaml", []byte(c.data))

@@ -294,7 +294,7 @@ func startAuthorizationChain(ctx context.Context, l datadir.Layout) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	start, ok := authz.StartForm(data, l.Config(defaults.DenyWebhookKubeconfig))
+	start, ok := authz.StartForm(data, defaults.Webhooks(l))
 	if !ok {
 		return nil
 	}
@@ -323,8 +323,9 @@ func writeWebhookKubeconfigs(l datadir.Layout) error {
 		return r
 	}
 	for name, url := range map[string]string{
-		defaults.TokenWebhookKubeconfig: o.URL(),
-		defaults.DenyWebhookKubeconfig:  o.DenyURL(),
+		defaults.TokenWebhookKubeconfig:        o.URL(),
+		defaults.DenyWebhookKubeconfig:         o.DenyURL(),
+		defaults.RemovedNodesWebhookKubeconfig: o.RemovedNodesURL(),
 	} {
 		data, err := authwebhook.ClientKubeconfig(url, rel(l.Cert("ca")),
 			rel(l.Cert("apiserver-auth-webhook-client")), rel(l.Key("apiserver-auth-webhook-client")))

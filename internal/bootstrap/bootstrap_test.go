@@ -17,6 +17,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/credentials"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -49,7 +50,7 @@ func TestPrepareCreatesEverything(t *testing.T) {
 		l.Args("etcd"), l.Args("kube-apiserver"), l.Args("kube-controller-manager"), l.Args("kube-scheduler"),
 		l.Config("authentication.yaml"), l.Cert("ca"), l.Key("serviceaccount"),
 		l.Args("auth-webhook"), l.Config("authorization.yaml"), l.Config("token-webhook.kubeconfig"),
-		l.Cert("auth-webhook"), l.Cert("apiserver-auth-webhook-client"), l.Config("authorization-webhook.kubeconfig"),
+		l.Cert("auth-webhook"), l.Cert("apiserver-auth-webhook-client"), l.Config("authorization-webhook.kubeconfig"), l.Config("removed-nodes-webhook.kubeconfig"),
 	} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("missing %s", p)
@@ -88,7 +89,7 @@ func TestPrepareCreatesEverything(t *testing.T) {
 			t.Errorf("args/kube-apiserver has %s:\n%s", unwanted, data)
 		}
 	}
-	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.AlwaysAllow, false, l.Config("authorization-webhook.kubeconfig"))) {
+	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.AlwaysAllow, false, defaults.Webhooks(l))) {
 		t.Errorf("authorization.yaml is not AlwaysAllow:\n%s", data)
 	}
 	wh, err := clientcmd.LoadFromFile(l.Config("token-webhook.kubeconfig"))
@@ -263,7 +264,7 @@ func TestOlderArgsAreMigrated(t *testing.T) {
 				}
 			}
 			data, _ := os.ReadFile(l.Config("authorization.yaml"))
-			if string(data) != string(authz.Render(c.want, false, l.Config("authorization-webhook.kubeconfig"))) {
+			if string(data) != string(authz.Render(c.want, false, defaults.Webhooks(l))) {
 				t.Errorf("authorization.yaml:\n%s", data)
 			}
 			for _, p := range []string{l.Args("auth-webhook"), l.Config("token-webhook.kubeconfig")} {
@@ -277,17 +278,17 @@ func TestOlderArgsAreMigrated(t *testing.T) {
 
 func TestLiveAuthorizationChainIsReplacedAtStart(t *testing.T) {
 	l := prepared(t)
-	if err := os.WriteFile(l.Config("authorization.yaml"), authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig")), 0o644); err != nil {
+	if err := os.WriteFile(l.Config("authorization.yaml"), authz.Render(authz.RBAC, true, defaults.Webhooks(l)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Prepare(context.Background(), l, testOptions()); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.RBAC, false, l.Config("authorization-webhook.kubeconfig"))) {
+	if data, _ := os.ReadFile(l.Config("authorization.yaml")); string(data) != string(authz.Render(authz.RBAC, false, defaults.Webhooks(l))) {
 		t.Errorf("authorization.yaml:\n%s", data)
 	}
 	// A chain kubeseed did not write is left alone.
-	edited := []byte(strings.Replace(string(authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig"))),
+	edited := []byte(strings.Replace(string(authz.Render(authz.RBAC, true, defaults.Webhooks(l))),
 		"name: "+authz.DenyWebhookName, "name: my-webhook", 1))
 	if err := os.WriteFile(l.Config("authorization.yaml"), edited, 0o644); err != nil {
 		t.Fatal(err)

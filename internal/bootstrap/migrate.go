@@ -77,7 +77,7 @@ func planArgsMigration(ctx context.Context, l datadir.Layout) (*argsMigration, e
 				}
 				f.Remove("authorization-mode")
 				f.Set("authorization-config", "${DATA_DIR}/config/"+authz.ConfigFile)
-				m.config = authz.Render(mode, false, l.Config(defaults.DenyWebhookKubeconfig))
+				m.config = authz.Render(mode, false, defaults.Webhooks(l))
 				m.changes = append(m.changes, fmt.Sprintf("--authorization-mode=%s replaced by --authorization-config (%s), which kube-apiserver reloads", v, mode))
 			}
 		}

@@ -103,7 +103,7 @@ func ConfigFiles(l datadir.Layout, portOffset, podMTU int) map[string][]byte {
 		l.Args(KubeletConfigFile):          KubeletConfig(l, portOffset),
 		l.Args(ContainerdConfigTemplate):   ContainerdConfig(),
 		l.Args(CNITemplateFile):            CNITemplate(l, podMTU),
-		l.Config(authz.ConfigFile):         authz.Render(authz.AlwaysAllow, false, l.Config(DenyWebhookKubeconfig)),
+		l.Config(authz.ConfigFile):         authz.Render(authz.AlwaysAllow, false, Webhooks(l)),
 	}
 }
 
@@ -113,7 +113,14 @@ func ConfigFiles(l datadir.Layout, portOffset, podMTU int) map[string][]byte {
 const (
 	TokenWebhookKubeconfig = "token-webhook.kubeconfig"
 	DenyWebhookKubeconfig  = "authorization-webhook.kubeconfig"
+	// RemovedNodesWebhookKubeconfig is the removed-nodes authorizer's.
+	RemovedNodesWebhookKubeconfig = "removed-nodes-webhook.kubeconfig"
 )
+
+// Webhooks are kube-apiserver's kubeconfigs for the authorization webhooks.
+func Webhooks(l datadir.Layout) authz.Webhooks {
+	return authz.Webhooks{Deny: l.Config(DenyWebhookKubeconfig), RemovedNodes: l.Config(RemovedNodesWebhookKubeconfig)}
+}
 
 // TokenWebhookCacheTTL bounds how long kube-apiserver trusts an answer of
 // the token webhook, so a removed token stops working within this time plus

@@ -117,7 +117,7 @@ func (r *RBAC) switchTo(ctx context.Context, n Node, want authz.Mode) error {
 			}
 		}
 	}
-	if err := fsutil.WriteFileAtomic(c.path, authz.Render(want, n.Running, n.Layout.Config(defaults.DenyWebhookKubeconfig)), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(c.path, authz.Render(want, n.Running, defaults.Webhooks(n.Layout)), 0o644); err != nil {
 		return err
 	}
 	if n.Running {

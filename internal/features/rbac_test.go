@@ -44,9 +44,11 @@ func newLayout(t *testing.T) datadir.Layout {
 			t.Fatal(err)
 		}
 	}
-	// kube-apiserver's validation requires the deny webhook's kubeconfig.
-	if err := os.WriteFile(l.Config(defaults.DenyWebhookKubeconfig), []byte("apiVersion: v1\nkind: Config\n"), 0o644); err != nil {
-		t.Fatal(err)
+	// kube-apiserver's validation requires the webhooks' kubeconfigs.
+	for _, kc := range []string{defaults.DenyWebhookKubeconfig, defaults.RemovedNodesWebhookKubeconfig} {
+		if err := os.WriteFile(l.Config(kc), []byte("apiVersion: v1\nkind: Config\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return l
 }
@@ -98,7 +100,7 @@ func TestRBACStoppedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(l.Config(authz.ConfigFile))
-	if string(data) != string(authz.Render(authz.RBAC, false, l.Config("authorization-webhook.kubeconfig"))) {
+	if string(data) != string(authz.Render(authz.RBAC, false, defaults.Webhooks(l))) {
 		t.Errorf("config after enable on a stopped node:\n%s", data)
 	}
 	if !strings.Contains(out.String(), "next start") {
@@ -114,7 +116,7 @@ func TestRBACStoppedNode(t *testing.T) {
 	if err := reg.Disable(context.Background(), "rbac", n); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, false, l.Config("authorization-webhook.kubeconfig"))) {
+	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, false, defaults.Webhooks(l))) {
 		t.Errorf("config after disable:\n%s", data)
 	}
 	out.Reset()
@@ -132,7 +134,7 @@ func TestRBACRunningNode(t *testing.T) {
 	if err := reg.Enable(context.Background(), "rbac", n); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.RBAC, true, l.Config("authorization-webhook.kubeconfig"))) {
+	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.RBAC, true, defaults.Webhooks(l))) {
 		t.Errorf("a running node needs the live chain:\n%s", data)
 	}
 	crb, err := cs.RbacV1().ClusterRoleBindings().Get(context.Background(), authz.KubeletClientBinding, metav1.GetOptions{})
@@ -148,7 +150,7 @@ func TestRBACRunningNode(t *testing.T) {
 	if err := reg.Disable(context.Background(), "rbac", n); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, true, l.Config("authorization-webhook.kubeconfig"))) {
+	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); string(data) != string(authz.Render(authz.AlwaysAllow, true, defaults.Webhooks(l))) {
 		t.Errorf("config after disable:\n%s", data)
 	}
 }

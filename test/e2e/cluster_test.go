@@ -188,6 +188,66 @@ func TestJoinWorker(t *testing.T) {
 	t.Run("pods on every node reach each other, Services and DNS", func(t *testing.T) {
 		testPodNetwork(t, cp, map[string]*node{kubeletName(t, cp): cp, "worker-1": w, "worker-2": w2})
 	})
+
+	t.Run("remove-node refuses what it cannot remove", func(t *testing.T) {
+		for args, want := range map[string]string{
+			"nope":             "--force",
+			kubeletName(t, cp): "this node",
+		} {
+			if out, err := cp.kubeseed("remove-node", args); err == nil || !strings.Contains(out, want) {
+				t.Errorf("remove-node %s: %v, want %q in:\n%s", args, err, want, out)
+			}
+		}
+		if out, err := w.kubeseed("remove-node", "worker-2"); err == nil || !strings.Contains(out, "kubeseed leave") {
+			t.Errorf("remove-node on a worker: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("a removed worker's certificates are refused, and leave cleans it up", func(t *testing.T) {
+		cp.mustKubeseed("remove-node", "worker-2")
+		asNode := func() (string, error) {
+			out, err := w2.inNetns(stockKubectl, "--kubeconfig", w2.path("credentials", "kubelet.config"),
+				"--cache-dir", w2.kubectlCache(), "get", "node", "worker-2").CombinedOutput()
+			return string(out), err
+		}
+		var out string
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if out, err = asNode(); err != nil && strings.Contains(out, "was removed from the cluster") {
+				break
+			}
+		}
+		if err == nil || !strings.Contains(out, "was removed from the cluster") {
+			t.Fatalf("the removed worker's kubelet credentials still work: %v\n%s", err, out)
+		}
+		// Its kubelet, still running, cannot register the Node again.
+		time.Sleep(15 * time.Second)
+		if out, err := cp.kubectl("get", "node", "worker-2"); err == nil {
+			t.Errorf("the removed Node came back:\n%s", out)
+		}
+		out = w2.mustKubeseed("leave")
+		if !strings.Contains(out, "deleted "+w2.dir) {
+			t.Errorf("leave output:\n%s", out)
+		}
+		w2.waitExit(time.Minute)
+		if _, err := os.Stat(w2.dir); !os.IsNotExist(err) {
+			t.Errorf("leave kept the data dir: %v", err)
+		}
+		if out, err := w2.inNetns("ip", "link", "show", "flannel.1").CombinedOutput(); err == nil {
+			t.Errorf("leave kept the VXLAN device:\n%s", out)
+		}
+	})
+
+	t.Run("leave on a worker removes its Node, and the name can join again", func(t *testing.T) {
+		w.mustKubeseed("leave")
+		w.waitExit(time.Minute)
+		if out, err := cp.kubectl("get", "node", "worker-1"); err == nil {
+			t.Errorf("worker-1's Node is still there after leave:\n%s", out)
+		}
+		again, _ := joinLine(t, cp)
+		w.run("join", again, "--worker", "--node-name", "worker-1")
+		cp.waitFor("worker-1 Ready again", "wait", "--for=condition=Ready", "node/worker-1", "--timeout=180s")
+	})
 }
 
 // kubeletName is the node's name, from its args/kubelet.

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeseed/kubeseed/internal/agent"
+	"github.com/kubeseed/kubeseed/internal/cluster"
+	"github.com/kubeseed/kubeseed/internal/daemon"
+)
+
+func newRemoveNodeCommand(g *globalOptions) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "remove-node NAME",
+		Short: "Remove a worker from the cluster: its Node goes, and its certificates are refused from now on",
+		Long: "Run on a control-plane node. The worker's name is recorded as removed in the datastore, so every\n" +
+			"apiserver refuses its certificates (they cannot be revoked, only refused, until they expire), and\n" +
+			"its Node is deleted. On the worker, `kubeseed leave` returns it to a clean state.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			l, err := g.layout()
+			if err != nil {
+				return err
+			}
+			if st, err := cluster.Load(l); err != nil {
+				return err
+			} else if st.Role == cluster.Worker {
+				return errors.New("this node is a worker: run remove-node on a control plane; to take this worker out, run `kubeseed leave` here")
+			}
+			if pid, err := daemon.RunningPID(l); err != nil || pid == 0 {
+				return fmt.Errorf("the node on %s is not running: the cluster's record is in its datastore; start it first", l.Root)
+			}
+			name := argv[0]
+			if err := agent.RemoveNode(cmd.Context(), l, name, force); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed node %s: its Node is deleted and its certificates are refused (within 10 s)\n", name)
+			fmt.Fprintf(cmd.OutOrStdout(), "on %s, run `kubeseed leave` to return it to a clean state\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "record the node as removed even if the cluster has no Node of that name")
+	return cmd
+}
+
+func newLeaveCommand(g *globalOptions) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "leave",
+		Short: "Take this worker out of its cluster and return it to a clean state",
+		Long: "Run on a worker. It asks the cluster agent to remove this node (its Node goes and its\n" +
+			"certificates are refused), stops the node, removes what it made on the host and deletes\n" +
+			"its data dir, as `kubeseed reset` does.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := g.layout()
+			if err != nil {
+				return err
+			}
+			st, err := cluster.Load(l)
+			if err != nil {
+				return err
+			}
+			if st.Role != cluster.Worker {
+				return fmt.Errorf("%s is not a worker: leave is for workers (a control plane is removed with `kubeseed reset`)", l.Root)
+			}
+			name, err := agent.NodeName(l)
+			if err != nil {
+				return err
+			}
+			agents, lerr := agent.LeaveCluster(cmd.Context(), l)
+			var refused *agent.RefusedError
+			switch {
+			case errors.As(lerr, &refused):
+				return fmt.Errorf("%w; nothing was changed here", lerr)
+			case lerr != nil:
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: no cluster agent took the leave (%s): %v\n"+
+					"run `kubeseed remove-node %s` on a control plane so the cluster refuses this node's certificates\n",
+					strings.Join(agents, ", "), lerr, name)
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "the cluster removed node %s; its certificates are refused from now on\n", name)
+			}
+			if err := stopNode(cmd, l, timeout); err != nil {
+				return err
+			}
+			return cleanUp(cmd, l)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the node to stop")
+	return cmd
+}
