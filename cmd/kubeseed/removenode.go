@@ -40,7 +40,7 @@ func newRemoveNodeCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed node %s: its Node is deleted and its certificates are refused (within 10 s)\n", name)
-			fmt.Fprintf(cmd.OutOrStdout(), "on %s, run `kubeseed leave` to return it to a clean state\n", name)
+			fmt.Fprintf(cmd.OutOrStdout(), "kubeseed on %s stops (kube-proxy exits once its Node is gone); run `kubeseed leave` there to clean it up\n", name)
 			return nil
 		},
 	}
@@ -53,9 +53,9 @@ func newLeaveCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "leave",
 		Short: "Take this worker out of its cluster and return it to a clean state",
-		Long: "Run on a worker. It asks the cluster agent to remove this node (its Node goes and its\n" +
-			"certificates are refused), stops the node, removes what it made on the host and deletes\n" +
-			"its data dir, as `kubeseed reset` does.",
+		Long: "Run on a worker. It stops the node, asks the cluster agent to remove it (its Node goes and\n" +
+			"its certificates are refused), removes what it made on the host and deletes its data dir,\n" +
+			"as `kubeseed reset` does.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := g.layout()
@@ -73,20 +73,22 @@ func newLeaveCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Stop first: upstream kube-proxy exits the whole process when
+			// its Node is deleted, which would leave the pods running.
+			if err := stopNode(cmd, l, timeout); err != nil {
+				return err
+			}
 			agents, lerr := agent.LeaveCluster(cmd.Context(), l)
 			var refused *agent.RefusedError
 			switch {
 			case errors.As(lerr, &refused):
-				return fmt.Errorf("%w; nothing was changed here", lerr)
+				return fmt.Errorf("%w; the node is stopped and its data dir kept: `kubeseed start` runs it again", lerr)
 			case lerr != nil:
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: no cluster agent took the leave (%s): %v\n"+
 					"run `kubeseed remove-node %s` on a control plane so the cluster refuses this node's certificates\n",
 					strings.Join(agents, ", "), lerr, name)
 			default:
 				fmt.Fprintf(cmd.OutOrStdout(), "the cluster removed node %s; its certificates are refused from now on\n", name)
-			}
-			if err := stopNode(cmd, l, timeout); err != nil {
-				return err
 			}
 			return cleanUp(cmd, l)
 		},

@@ -321,6 +321,10 @@ func removeSandboxes(ctx context.Context, address string) error {
 	return errors.Join(errs...)
 }
 
+// KillShims kills the shims of the node on l that outlived it (it died
+// without stopping its pods) and returns how many.
+func KillShims(l datadir.Layout) int { return killShims(ShimPath(l)) }
+
 // killShims kills processes running our shim binary and returns how many.
 func killShims(shim string) int {
 	n := 0

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 const cgroupMount = "/sys/fs/cgroup"
@@ -91,4 +94,52 @@ func RemoveCgroupRoot(root string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// KillCgroupProcesses SIGKILLs every process in the cgroup root's tree in
+// every hierarchy and waits up to wait for the tree to be empty: a node
+// that died without stopping its pods (upstream kube-proxy exits the whole
+// process when its Node is deleted) leaves their processes running, and a
+// cgroup with processes cannot be removed. It returns how many it killed.
+func KillCgroupProcesses(root string, wait time.Duration) (int, error) {
+	if err := ValidCgroupRoot(root); err != nil {
+		return 0, fmt.Errorf("refusing to kill the processes of cgroup root %w", err)
+	}
+	hs, err := cgroupHierarchies()
+	if err != nil {
+		return 0, err
+	}
+	pids := func() map[int]bool {
+		out := map[int]bool{}
+		for _, h := range hs {
+			_ = filepath.WalkDir(filepath.Join(h, root), func(p string, d os.DirEntry, err error) error {
+				if err != nil || !d.IsDir() {
+					return nil
+				}
+				data, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+				for _, f := range strings.Fields(string(data)) {
+					if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+						out[pid] = true
+					}
+				}
+				return nil
+			})
+		}
+		return out
+	}
+	killed := map[int]bool{}
+	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
+		left := pids()
+		if len(left) == 0 {
+			return len(killed), nil
+		}
+		if time.Now().After(deadline) {
+			return len(killed), fmt.Errorf("%d processes are still in cgroup %s after %s", len(left), root, wait)
+		}
+		for pid := range left {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed[pid] = true
+			}
+		}
+	}
 }

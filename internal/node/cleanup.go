@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/vishvananda/netlink"
@@ -54,6 +55,15 @@ func CleanupHost(ctx context.Context, l datadir.Layout) (done, skipped []string,
 		done = append(done, fmt.Sprintf("%d mounts under %s", n, l.Root))
 	}
 	if heldBy[ClaimCgroupRoot] == "" {
+		// Pods of a node that died without stopping them still run.
+		if n, err := KillCgroupProcesses(names.CgroupRoot, 10*time.Second); err != nil {
+			errs = append(errs, err)
+		} else if n > 0 {
+			done = append(done, fmt.Sprintf("%d pod processes left running", n))
+		}
+		if n := containerruntime.KillShims(l); n > 0 {
+			done = append(done, fmt.Sprintf("%d container shims left running", n))
+		}
 		if err := RemoveCgroupRoot(names.CgroupRoot); err != nil {
 			errs = append(errs, err)
 		} else {

@@ -158,13 +158,20 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 	if pid != 0 {
 		r.Nodes = clusterNodes(ctx, l)
 	}
-	if pid != 0 {
-		st, err := certrenew.ReadState(l.CertRenewalState())
-		if err == nil && st != nil && st.PID == pid {
-			r.Renewal = st
-		}
-	}
+	r.Renewal = renewalOf(l, pid)
 	return r, nil
+}
+
+// renewalOf is the renewal state the running node pid wrote, if any.
+func renewalOf(l datadir.Layout, pid int) *certrenew.State {
+	if pid == 0 {
+		return nil
+	}
+	st, err := certrenew.ReadState(l.CertRenewalState())
+	if err != nil || st == nil || st.PID != pid {
+		return nil
+	}
+	return st
 }
 
 // tokenFile asks the running auth webhook whether it rejected the token
@@ -393,6 +400,7 @@ func collectWorker(ctx context.Context, l datadir.Layout, r *Report, now time.Ti
 	if r.PID != 0 {
 		r.Node.Ready, r.Node.Reason = nodeReadyAs(ctx, l, ports["apiserver-proxy"], r.Node.Name, "kubelet")
 	}
+	r.Renewal = renewalOf(l, r.PID)
 	return r, nil
 }
 

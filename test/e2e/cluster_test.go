@@ -205,9 +205,11 @@ func TestJoinWorker(t *testing.T) {
 
 	t.Run("a removed worker's certificates are refused, and leave cleans it up", func(t *testing.T) {
 		cp.mustKubeseed("remove-node", "worker-2")
+		// Straight to the control plane's apiserver, with the worker's own
+		// kubelet credentials.
 		asNode := func() (string, error) {
-			out, err := w2.inNetns(stockKubectl, "--kubeconfig", w2.path("credentials", "kubelet.config"),
-				"--cache-dir", w2.kubectlCache(), "get", "node", "worker-2").CombinedOutput()
+			out, err := exec.Command(stockKubectl, "--kubeconfig", w2.path("credentials", "kubelet.config"),
+				"--server", "https://"+cp.ip+":16443", "--cache-dir", w2.kubectlCache(), "get", "node", "worker-2").CombinedOutput()
 			return string(out), err
 		}
 		var out string
@@ -220,8 +222,9 @@ func TestJoinWorker(t *testing.T) {
 		if err == nil || !strings.Contains(out, "was removed from the cluster") {
 			t.Fatalf("the removed worker's kubelet credentials still work: %v\n%s", err, out)
 		}
-		// Its kubelet, still running, cannot register the Node again.
-		time.Sleep(15 * time.Second)
+		// Upstream kube-proxy ends the process once its Node is gone; the
+		// kubelet never got to register it again.
+		w2.waitExit(time.Minute)
 		if out, err := cp.kubectl("get", "node", "worker-2"); err == nil {
 			t.Errorf("the removed Node came back:\n%s", out)
 		}
