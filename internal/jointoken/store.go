@@ -214,7 +214,10 @@ func (s *Store) Reserve(ctx context.Context, t Token, role Role, node string, ho
 		if rec.Role != role {
 			return none, fmt.Errorf("join token %s is for a %s, this join is for a %s: %w", t.ID, rec.Role, role, ErrRole)
 		}
-		rec.Reservations = rec.Live(now)
+		// A join retried for the same node (the first was killed or lost
+		// its answer) takes over that node's reservation rather than
+		// waiting for it to expire.
+		rec.Reservations = slices.DeleteFunc(rec.Live(now), func(r Reservation) bool { return r.Node == node })
 		if rec.UsesLeft-len(rec.Reservations) <= 0 {
 			return none, fmt.Errorf("join token %s: %d uses left, %d held by joins in progress: %w", t.ID, rec.UsesLeft, len(rec.Reservations), ErrUsedUp)
 		}

@@ -3,6 +3,7 @@ package jointoken
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -443,7 +444,7 @@ func TestRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				a, _, err := stores[i%2].Reserve(e.ctx, tok, Worker, "node", time.Minute)
+				a, _, err := stores[i%2].Reserve(e.ctx, tok, Worker, fmt.Sprintf("node-%d", i), time.Minute)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -469,5 +470,18 @@ func TestRace(t *testing.T) {
 		if _, ok := e.stored(t, tok.ID); ok {
 			t.Fatalf("%d uses: record left after every winner completed", uses)
 		}
+	}
+}
+
+func TestRetriedJoinTakesOverItsReservation(t *testing.T) {
+	e := newEnv(t)
+	tok, _ := e.create(t, Worker, time.Hour, 1)
+	killed := e.reserve(t, tok, "node-a") // its joiner was killed
+	retry := e.reserve(t, tok, "node-a")  // the same node, at once
+	wantErr(t, "complete the killed attempt", e.store.Complete(e.ctx, tok.ID, killed), ErrNotReserved)
+	_, _, err := e.store.Reserve(e.ctx, tok, Worker, "node-b", 10*time.Minute)
+	wantErr(t, "another node while the retry holds the use", err, ErrUsedUp)
+	if err := e.store.Complete(e.ctx, tok.ID, retry); err != nil {
+		t.Fatal(err)
 	}
 }

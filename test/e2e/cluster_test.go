@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -520,4 +521,73 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// TestJoinRefusals: a revoked token and a node name the cluster has are
+// refused with nothing written and the token kept; a join killed half way
+// leaves a data dir the next join discards, and its token usable at once.
+func TestJoinRefusals(t *testing.T) {
+	seg := newLAN(t)
+	cp := seg.node()
+	cp.start()
+
+	t.Run("a revoked token", func(t *testing.T) {
+		line, id := joinLine(t, cp)
+		cp.mustKubeseed("join-token", "revoke", id)
+		other := seg.node()
+		out, err := other.kubeseed("join", line, "--worker", "--node-name", "revoked")
+		if err == nil || !strings.Contains(out, "token") {
+			t.Fatalf("join with a revoked token: %v\n%s", err, out)
+		}
+		if entries, _ := os.ReadDir(other.dir); len(entries) > 1 {
+			t.Errorf("a refused join wrote into the data dir: %v", entries)
+		}
+	})
+
+	line, id := joinLine(t, cp)
+	t.Run("a node name the cluster has", func(t *testing.T) {
+		other := seg.node()
+		out, err := other.kubeseed("join", line, "--worker", "--node-name", kubeletName(t, cp))
+		if err == nil || !strings.Contains(out, "already in this cluster") {
+			t.Fatalf("join under the control plane's name: %v\n%s", err, out)
+		}
+		if entries, _ := os.ReadDir(other.dir); len(entries) > 1 {
+			t.Errorf("a refused join wrote into the data dir: %v", entries)
+		}
+		if out := cp.mustKubeseed("join-token", "list"); !strings.Contains(out, id) {
+			t.Errorf("a refused join used the token up:\n%s", out)
+		}
+	})
+
+	t.Run("a join killed half way", func(t *testing.T) {
+		w := seg.node()
+		w.worker = true
+		w.run("join", line, "--worker", "--node-name", "killed-1")
+		// Killed once its data dir is written and the token's use is
+		// reserved, before the node reports Ready.
+		w.waitLog("joined as worker killed-1", 1, time.Minute)
+		_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+		w.waitExit(time.Minute)
+		if out := cp.mustKubeseed("join-token", "list"); !strings.Contains(out, id) {
+			t.Fatalf("a killed join used the token up:\n%s", out)
+		}
+		w.mustKubeseed("reset", "--yes")
+		// What a join killed while writing leaves: the next join discards
+		// it, and start refuses it.
+		if err := os.MkdirAll(w.path("args"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{".joining", "args/kubelet"} {
+			if err := os.WriteFile(w.path(f), []byte("half"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, err := w.kubeseed("start"); err == nil || !strings.Contains(out, "interrupted") {
+			t.Errorf("start on a data dir of a killed join: %v\n%s", err, out)
+		}
+		// The same line again, at once: the killed attempt's reservation
+		// does not hold the single use for its 10 minutes.
+		w.run("join", line, "--worker", "--node-name", "killed-1")
+		cp.waitFor("the re-joined worker is Ready", "wait", "--for=condition=Ready", "node/killed-1", "--timeout=180s")
+	})
 }
