@@ -12,6 +12,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/node"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 )
 
@@ -81,14 +82,4 @@ func AdminClient(l datadir.Layout) (kubernetes.Interface, error) {
 }
 
 // NodeName is the node's name: its kubelet's --hostname-override.
-func NodeName(l datadir.Layout) (string, error) {
-	f, err := args.Load(l.Args(defaults.KubeletComponent))
-	if err != nil {
-		return "", err
-	}
-	name, ok := f.Get("hostname-override")
-	if !ok || name == "" {
-		return "", fmt.Errorf("%s: no --hostname-override", f.Path)
-	}
-	return name, nil
-}
+func NodeName(l datadir.Layout) (string, error) { return node.NameOf(l) }
