@@ -42,6 +42,7 @@ func main() {
 	out := flag.String("out", "docs/benchmarks.md", "Markdown file to write")
 	offset := flag.Int("port-offset", 0, "port offset for the benchmark nodes (each runs in a network namespace of its own, so the default ports are free)")
 	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and print its rows (the file is not written)")
+	onlyPods := flag.Bool("only-pods", false, "run only the pod start-up measurement and print its percentiles (the file is not written)")
 	onlyCluster := flag.Bool("only-cluster", false, "run only the cluster measurements (join, worker memory, pod network) and update their rows in the file")
 	flag.Parse()
 	bin := os.Getenv("KUBESEED_BIN")
@@ -59,6 +60,16 @@ func main() {
 			fmt.Printf("| %s | %s | %s |\n", r[0], r[1], r[2])
 		}
 		fmt.Printf("1-minute load average %s\n", loadAvg())
+		exit(0)
+	}
+	if *onlyPods {
+		rounds, err := measurePods(bin, *offset, 100, *runs)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			exit(1)
+		}
+		fmt.Printf("pod start-up p50 %s p99 %s (median of %d rounds)\n", ms(medianOf(rounds, func(p podLatency) float64 { return p.p50 })),
+			ms(medianOf(rounds, func(p podLatency) float64 { return p.p99 })), len(rounds))
 		exit(0)
 	}
 	if *onlyCluster {

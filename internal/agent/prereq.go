@@ -12,8 +12,8 @@ import (
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
-	"github.com/kubeseed/kubeseed/internal/node"
 	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/node"
 )
 
 // CheckPrerequisites says whether the node on l, running, can take others:

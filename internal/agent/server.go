@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -249,6 +250,19 @@ func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x5
 		return nil, http.StatusConflict, KindPreflight, fmt.Errorf("a node named %q is already in this cluster: join with another --node-name, or run `kubeseed remove-node %s` on a control-plane node first", req.NodeName, req.NodeName)
 	case !apierrors.IsNotFound(err):
 		return nil, http.StatusServiceUnavailable, KindInternal, fmt.Errorf("check the node name: %w", err)
+	}
+	// Two nodes with one InternalIP would share the overlay's VXLAN address
+	// and each other's kubelet serving name.
+	nodes, err := s.cfg.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, http.StatusServiceUnavailable, KindInternal, fmt.Errorf("check the node address: %w", err)
+	}
+	for _, n := range nodes.Items {
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && a.Address == nodeIP {
+				return nil, http.StatusConflict, KindPreflight, fmt.Errorf("node %q already has the address %s this join comes from: join from another address, or run `kubeseed remove-node %s` on a control-plane node first", n.Name, nodeIP, n.Name)
+			}
+		}
 	}
 	apiservers, err := cluster.APIServers(ctx, s.cfg.Kube)
 	if err != nil {

@@ -278,6 +278,26 @@ func TestRefusedJoinsKeepTheToken(t *testing.T) {
 	}
 }
 
+func TestJoinFromATakenAddressIsRefused(t *testing.T) {
+	a := startAgent(t)
+	ctx := context.Background()
+	other := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "other"},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}}}
+	if _, err := a.kube.CoreV1().Nodes().Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, reqs := csrs(t)
+	tok := a.token(t)
+	_, err := NewClient(a.addr, a.pin, nil).Join(ctx, JoinRequest{Token: tok.String(), Role: jointoken.Worker, NodeName: "w", Version: "v1.37.2", CSRs: reqs})
+	refusal(t, err, KindPreflight, 409)
+	if err == nil || !strings.Contains(err.Error(), `node "other" already has the address 127.0.0.1`) {
+		t.Errorf("refusal %v does not name the node and address", err)
+	}
+	if rec, ok := a.record(t, tok.ID); !ok || rec.UsesLeft != 1 || len(rec.Reservations) != 0 {
+		t.Errorf("the refused join changed the token: %+v %v", rec, ok)
+	}
+}
+
 func TestWrongPinSendsNothingAndGuessesAreLimited(t *testing.T) {
 	a := startAgent(t)
 	ctx := context.Background()
