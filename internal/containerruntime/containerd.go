@@ -94,10 +94,8 @@ func (c *Containerd) Init(ctx context.Context) error {
 	if err := fsutil.WriteFileAtomic(c.layout.Run("containerd.toml"), cfg, 0o600); err != nil {
 		return err
 	}
-	// containerd renders the CNI template only while no config is there:
-	// a config from the last run would hide an edited template.
-	if err := os.RemoveAll(c.layout.Run(defaults.CNIConfDir)); err != nil {
-		return fmt.Errorf("empty the rendered CNI config: %w", err)
+	if err := keepCNIConfig(c.layout); err != nil {
+		return err
 	}
 	if err := installBinary(ShimPath(c.layout), embedded.Shim); err != nil {
 		return err

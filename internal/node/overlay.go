@@ -8,8 +8,10 @@ import (
 	"net"
 
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/args"
+	"github.com/kubeseed/kubeseed/internal/containerruntime"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/overlay"
@@ -88,8 +90,21 @@ func (o *Overlay) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready waits until the VXLAN device is up and the Node announces it.
-func (o *Overlay) Ready(ctx context.Context) error { return o.net.Ready(ctx) }
+// Ready waits until the VXLAN device is up and the Node announces it, and
+// makes the pods' CNI config follow the Node's range.
+func (o *Overlay) Ready(ctx context.Context) error {
+	if err := o.net.Ready(ctx); err != nil {
+		return err
+	}
+	changed, err := containerruntime.EnsureCNIRange(o.layout, o.net.PodCIDR())
+	if err != nil {
+		return fmt.Errorf("the pods' CNI config for %s: %w", o.net.PodCIDR(), err)
+	}
+	if changed {
+		klog.FromContext(ctx).Info("The Node's pod range changed; rendered the CNI config for it", "podCIDR", o.net.PodCIDR())
+	}
+	return nil
+}
 
 // Stop ends the overlay. The device, routes and filter stay until `kubeseed
 // reset`, so pods keep their network across a restart.

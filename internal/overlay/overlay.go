@@ -44,6 +44,7 @@ type Overlay struct {
 	ready   chan struct{} // closed once flannel and the filter are up
 	done    chan struct{} // closed when Run returns
 	runErr  error         // Run's result; read only after done
+	podCIDR *net.IPNet    // the node's range; read only after ready
 	client  kubernetes.Interface
 }
 
@@ -176,6 +177,7 @@ func (o *Overlay) Run(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	o.podCIDR = podCIDR
 	if o.nodeIP == nil {
 		o.stage.Store("waiting for Node " + o.cfg.NodeName + " InternalIP")
 		if o.nodeIP, err = waitNodeIP(ctx, nodes.Lister(), o.cfg.NodeName, o.cluster); err != nil {
@@ -217,6 +219,9 @@ func (o *Overlay) Run(parent context.Context) (err error) {
 	}
 	return nil
 }
+
+// PodCIDR is the node's pod range; valid once Ready returned nil.
+func (o *Overlay) PodCIDR() *net.IPNet { return o.podCIDR }
 
 // Ready waits until Run is up, the VXLAN device exists as configured and
 // the node's flannel annotations announce it, or ctx ends.
