@@ -29,7 +29,8 @@ const (
 	// result to run/CNIConfDir.
 	CNITemplateFile = "cni-network.template"
 	// CNIConfDir, under run/, holds the rendered config. It is emptied at
-	// every start: containerd renders only into an empty directory.
+	// a start after the template changed: containerd renders only into an
+	// empty directory.
 	CNIConfDir = "cni-network"
 	// LegacyCNIConfDir, under args/, held a static config for the whole
 	// cluster range in older data dirs.
