@@ -33,9 +33,6 @@ The token is single-use by default and expires after --ttl. A join that fails
 does not use it up; it is used once the new node reports Ready.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !worker {
-				return fmt.Errorf("only workers can join for now: run `kubeseed add-node --worker` (control-plane joins arrive with the highly available control plane)")
-			}
 			if ttl < time.Minute || ttl > 30*24*time.Hour {
 				return fmt.Errorf("--ttl %s: must be between 1m and 720h", ttl)
 			}
@@ -61,6 +58,13 @@ does not use it up; it is used once the new node reports Ready.`,
 			if err := agent.CheckPrerequisites(ctx, l); err != nil {
 				return fmt.Errorf("this node cannot take others yet: %w", err)
 			}
+			role := jointoken.Worker
+			if !worker {
+				role = jointoken.ControlPlane
+				if err := agent.CheckControlPlanePrerequisites(ctx, l); err != nil {
+					return fmt.Errorf("this node cannot take control planes yet: %w", err)
+				}
+			}
 			o, err := agent.LoadOptions(l)
 			if err != nil {
 				return err
@@ -73,7 +77,7 @@ does not use it up; it is used once the new node reports Ready.`,
 			if err != nil {
 				return err
 			}
-			tok, rec, err := store.Create(ctx, jointoken.Worker, ttl, uses, "kubeseed add-node")
+			tok, rec, err := store.Create(ctx, role, ttl, uses, "kubeseed add-node")
 			if err != nil {
 				return fmt.Errorf("make a join token: %w", err)
 			}
@@ -85,11 +89,18 @@ does not use it up; it is used once the new node reports Ready.`,
 			return printJoin(cmd, format, lines, rec, agent.AuthorizationWarning(l))
 		},
 	}
-	cmd.Flags().BoolVar(&worker, "worker", false, "the new node is a worker (no control plane)")
+	cmd.Flags().BoolVar(&worker, "worker", false, "the new node is a worker (no control plane); without it, a control plane (etcd voter, apiserver, controllers)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
 	cmd.Flags().IntVar(&uses, "uses", 1, "how many nodes may join with the token")
 	cmd.Flags().StringVar(&format, "format", "pretty", "output: pretty, short (join lines only) or json")
 	return cmd
+}
+
+func workerFlag(r jointoken.Role) string {
+	if r == jointoken.Worker {
+		return " --worker"
+	}
+	return ""
 }
 
 func netJoin(host string, port int) string {
@@ -105,14 +116,18 @@ func printJoin(cmd *cobra.Command, format string, lines []string, rec jointoken.
 		})
 	case "short":
 		for _, l := range lines {
-			fmt.Fprintln(out, "kubeseed join "+l+" --worker")
+			fmt.Fprintln(out, "kubeseed join "+l+workerFlag(rec.Role))
 		}
 		return nil
 	}
-	fmt.Fprintf(out, "Join a worker with one of these (token %s, %d use(s), valid until %s):\n\n",
-		rec.ID, rec.UsesLeft, rec.Expires.Local().Format(time.RFC1123))
+	what := "a worker"
+	if rec.Role == jointoken.ControlPlane {
+		what = "a control plane"
+	}
+	fmt.Fprintf(out, "Join %s with one of these (token %s, %d use(s), valid until %s):\n\n",
+		what, rec.ID, rec.UsesLeft, rec.Expires.Local().Format(time.RFC1123))
 	for _, l := range lines {
-		fmt.Fprintln(out, "  kubeseed join "+l+" --worker")
+		fmt.Fprintln(out, "  kubeseed join "+l+workerFlag(rec.Role))
 	}
 	fmt.Fprintln(out, "\nThe node must reach this host on the cluster agent's port, and the apiserver's.")
 	fmt.Fprintln(out, "The last part of the line is the SHA-256 of this cluster's CA: the joining node")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"net"
+	"strconv"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -18,6 +20,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/jointoken"
 	"github.com/kubeseed/kubeseed/internal/netconf"
 	"github.com/kubeseed/kubeseed/internal/pki"
+	"github.com/kubeseed/kubeseed/internal/services"
 	"github.com/kubeseed/kubeseed/internal/supervisor"
 )
 
@@ -101,8 +104,23 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	tokens, closeTokens := jointoken.NewStore(cli, time.Now), func() { _ = cli.Close() }
+	peerPort, err := etcdHAPort(a.layout)
+	if err != nil {
+		closeTokens()
+		return err
+	}
+	membership := &Membership{
+		Etcd:     cli,
+		PeerURL:  func(ip string) string { return "https://" + net.JoinHostPort(ip, strconv.Itoa(peerPort)) },
+		CertsDir: a.layout.CertsDir(),
+		AuthorizationMode: func() (string, error) {
+			m, err := AuthorizationMode(a.layout)
+			return string(m), err
+		},
+	}
 	srv, err := New(Config{
-		Addr: o.Addr(), CertFile: o.TLSCertFile, KeyFile: o.TLSKeyFile,
+		Membership: membership,
+		Addr:       o.Addr(), CertFile: o.TLSCertFile, KeyFile: o.TLSKeyFile,
 		CA: ca, Tokens: tokens, Removed: cluster.NewRemovedNodes(cli), Kube: kube,
 		Cluster: Cluster{ClusterCIDR: clusterCIDR, ServiceCIDR: netw.ServiceCIDR.String(),
 			ClusterDNS: netw.ClusterDNS.String(), ClusterDomain: netw.ClusterDomain},
@@ -119,9 +137,19 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	a.run.Start(ctx, func(ctx context.Context) error {
 		defer closeTokens()
+		go membership.ManageLearners(ctx, time.Second)
 		return srv.Serve(ctx)
 	})
 	return nil
+}
+
+// etcdHAPort is the port of this member's etcd-ha peer listener.
+func etcdHAPort(l datadir.Layout) (int, error) {
+	f, err := args.Load(l.Args(defaults.EtcdComponent))
+	if err != nil {
+		return 0, err
+	}
+	return services.MustLookup("etcd-ha").PortIn(f)
 }
 
 // clusterCIDR is the controller manager's --cluster-cidr.

@@ -84,8 +84,9 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--etcd-servers is required"))
 	}
 	for _, s := range o.EtcdServers {
-		if u, err := url.Parse(s); err != nil || u.Scheme != "https" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("--etcd-servers: %q is not an https:// URL", s))
+		u, err := url.Parse(s)
+		if err != nil || !(u.Scheme == "https" && u.Host != "" || u.Scheme == "unixs" && u.Path != "") {
+			errs = append(errs, fmt.Errorf("--etcd-servers: %q is neither an https:// URL nor a unixs:// socket", s))
 		}
 	}
 	if o.WorkerCertLifetime < MinWorkerCertLifetime || o.WorkerCertLifetime > 365*24*time.Hour {

@@ -3,7 +3,10 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -55,18 +58,28 @@ func CheckPrerequisites(ctx context.Context, l datadir.Layout) error {
 	return nil
 }
 
+// AuthorizationMode is the mode of the node's authorization config.
+func AuthorizationMode(l datadir.Layout) (authz.Mode, error) {
+	path := l.Config(authz.ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	chain, err := authz.Parse(path, data)
+	if err != nil {
+		return "", err
+	}
+	m, ok := chain.Mode()
+	if !ok {
+		return "", fmt.Errorf("%s: neither AlwaysAllow nor Node,RBAC; a control plane joins only a cluster kubeseed manages the authorization of", path)
+	}
+	return m, nil
+}
+
 // AuthorizationWarning is what add-node says while AlwaysAllow is on:
 // every node's certificate may then do anything in the cluster.
 func AuthorizationWarning(l datadir.Layout) string {
-	data, err := os.ReadFile(l.Config(authz.ConfigFile))
-	if err != nil {
-		return ""
-	}
-	chain, err := authz.Parse(l.Config(authz.ConfigFile), data)
-	if err != nil {
-		return ""
-	}
-	if m, ok := chain.Mode(); ok && m == authz.AlwaysAllow {
+	if m, err := AuthorizationMode(l); err == nil && m == authz.AlwaysAllow {
 		return "WARNING: authorization is AlwaysAllow, so a joined node's credentials can do anything in the cluster; run `kubeseed enable rbac` (Node,RBAC) before nodes you do not fully trust join."
 	}
 	return ""
@@ -83,3 +96,19 @@ func AdminClient(l datadir.Layout) (kubernetes.Interface, error) {
 
 // NodeName is the node's name: its kubelet's --hostname-override.
 func NodeName(l datadir.Layout) (string, error) { return node.NameOf(l) }
+
+// CheckControlPlanePrerequisites says whether the running node can take a
+// control plane: its etcd member listens on the host's etcd-ha port, which
+// other members reach it at.
+func CheckControlPlanePrerequisites(ctx context.Context, l datadir.Layout) error {
+	port, err := etcdHAPort(l)
+	if err != nil {
+		return fmt.Errorf("%w; restart kubeseed once (`kubeseed stop`, then `kubeseed start`) to enable control-plane joins", err)
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("etcd does not listen on its HA peer port %d (%s): restart kubeseed once (`kubeseed stop`, then `kubeseed start`) so it does", port, l.Args(defaults.EtcdComponent))
+	}
+	return conn.Close()
+}

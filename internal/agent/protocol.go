@@ -76,7 +76,10 @@ type JoinRequest struct {
 	// Version is the joiner's Kubernetes version; it must equal the
 	// agent's, as every node runs the same kubeseed binary.
 	Version string            `json:"version"`
-	CSRs    map[string][]byte `json:"csrs"` // name → PEM CERTIFICATE REQUEST
+	CSRs    map[string][]byte `json:"csrs"` // name → PEM CERTIFICATE REQUEST (workers)
+	// EtcdPeerPort is a joining control plane's etcd-ha port, where the
+	// other members will reach its etcd member.
+	EtcdPeerPort int `json:"etcdPeerPort,omitempty"`
 }
 
 // Cluster is what a joining node needs to know of the cluster.
@@ -98,7 +101,28 @@ type JoinResponse struct {
 	Certs      map[string][]byte `json:"certs"` // name → PEM certificate, for the CSRs sent
 	APIServers []string          `json:"apiServers"`
 	Cluster    Cluster           `json:"cluster"`
+	// ControlPlane is what only a joining control plane receives.
+	ControlPlane *ControlPlaneJoin `json:"controlPlane,omitempty"`
 }
+
+// ControlPlaneJoin is what a control plane needs to serve: the signing
+// keys every control plane shares, and its place in etcd. It issues its
+// own leaves (serving, etcd peer, kubelet) with them.
+type ControlPlaneJoin struct {
+	// Keys holds PEM files by pki.Table name: "<name>.crt" and
+	// "<name>.key" of each of SharedKeys.
+	Keys map[string][]byte `json:"keys"`
+	// EtcdMemberID is the learner the agent added for the joiner (hex).
+	EtcdMemberID string `json:"etcdMemberID"`
+	// EtcdInitialCluster is etcd's --initial-cluster for the joiner.
+	EtcdInitialCluster string `json:"etcdInitialCluster"`
+	// AuthorizationMode is the cluster's (AlwaysAllow or RBAC).
+	AuthorizationMode string `json:"authorizationMode"`
+}
+
+// SharedKeys are the pki.Table entries every control plane holds the same
+// copy of: a joining control plane receives them, a worker never does.
+var SharedKeys = []string{"ca", "front-proxy-ca", "etcd-ca", "serviceaccount"}
 
 // CompleteRequest is posted to CompletePath, with the new node's client
 // certificate, once it is Ready.
@@ -126,6 +150,7 @@ const (
 	KindPreflight = "preflight" // the cluster refuses this node as it is
 	KindRequest   = "request"   // a malformed request
 	KindLimited   = "rate-limited"
+	KindBusy      = "busy" // another control plane is joining: retry shortly
 	KindInternal  = "internal"
 )
 

@@ -52,6 +52,8 @@ type Config struct {
 	Removed *cluster.RemovedNodes
 	Kube    kubernetes.Interface
 	Cluster Cluster
+	// Membership, if set, lets control planes join.
+	Membership *Membership
 	// Version is this node's Kubernetes version; joiners must match it.
 	Version string
 	// WorkerCertLifetime bounds the certificates signed for workers.
@@ -193,17 +195,22 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.WithValues("token", tok.ID, "node", req.NodeName, "role", req.Role)
-	if req.Role != jointoken.Worker {
-		// The HA control plane is not there yet; a control-plane token
-		// is not even minted, so this never burns one.
-		refuse(w, http.StatusBadRequest, KindRequest, "role %q: this cluster takes workers only (kubeseed join --worker)", req.Role)
-		return
-	}
 	// Everything a request alone can get wrong is checked before the
 	// token is touched, so a bad request never holds a use of it.
-	csrs, err := parseCSRs(req.CSRs)
-	if err != nil {
-		refuse(w, http.StatusBadRequest, KindRequest, "%v", err)
+	var csrs map[string]*x509.CertificateRequest
+	switch req.Role {
+	case jointoken.Worker:
+		if csrs, err = parseCSRs(req.CSRs); err != nil {
+			refuse(w, http.StatusBadRequest, KindRequest, "%v", err)
+			return
+		}
+	case jointoken.ControlPlane:
+		if len(req.CSRs) > 0 {
+			refuse(w, http.StatusBadRequest, KindRequest, "a control plane sends no CSRs: it issues its own certificates")
+			return
+		}
+	default:
+		refuse(w, http.StatusBadRequest, KindRequest, "role %q: want %q or %q", req.Role, jointoken.Worker, jointoken.ControlPlane)
 		return
 	}
 	if errs := validation.IsDNS1123Subdomain(req.NodeName); len(errs) > 0 {
@@ -227,23 +234,43 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// From here on every refusal hands the use back.
-	resp, status, kind, err := s.admit(r.Context(), req, csrs, src)
+	resp, status, kind, err := s.admit(r.Context(), req, csrs, src, localIP(r))
 	if err != nil {
 		if rerr := s.cfg.Tokens.Release(context.WithoutCancel(r.Context()), tok.ID, attempt); rerr != nil {
 			log.Error(rerr, "Could not release a join token's reservation; it expires on its own", "hold", reservationHold)
+		}
+		var busy busyError
+		if errors.As(err, &busy) {
+			w.Header().Set("Retry-After", "3")
+			refuse(w, http.StatusServiceUnavailable, KindBusy, "%v", err)
+			return
 		}
 		log.Info("Refused a join", "reason", err)
 		refuse(w, status, kind, "%v", err)
 		return
 	}
 	resp.TokenID, resp.Attempt = tok.ID, attempt
-	log.Info("Admitted a worker; the token is used once it reports Ready", "nodeIP", src)
+	log.Info("Admitted a node; the token is used once it reports Ready", "nodeIP", src)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-// admit checks the cluster side and signs the worker's certificates.
-func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x509.CertificateRequest, nodeIP string) (*JoinResponse, int, string, error) {
+// localIP is the address a request came in on.
+func localIP(r *http.Request) string {
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// admit checks the cluster side, then signs a worker's certificates or
+// adds a control plane to etcd.
+func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x509.CertificateRequest, nodeIP, ownIP string) (*JoinResponse, int, string, error) {
 	_, err := s.cfg.Kube.CoreV1().Nodes().Get(ctx, req.NodeName, metav1.GetOptions{})
 	switch {
 	case err == nil:
@@ -268,8 +295,15 @@ func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x5
 	if err != nil {
 		return nil, http.StatusServiceUnavailable, KindInternal, err
 	}
-	certs, err := s.signWorker(req.NodeName, nodeIP, csrs)
-	if err != nil {
+	var certs map[string][]byte
+	var cp *ControlPlaneJoin
+	if req.Role == jointoken.ControlPlane {
+		var status int
+		var kind string
+		if cp, status, kind, err = s.admitControlPlane(ctx, req, nodeIP, ownIP); err != nil {
+			return nil, status, kind, err
+		}
+	} else if certs, err = s.signWorker(req.NodeName, nodeIP, csrs); err != nil {
 		return nil, http.StatusInternalServerError, KindInternal, err
 	}
 	// A token holder joins a node under a removed name: the name is good
@@ -281,11 +315,12 @@ func (s *Server) admit(ctx context.Context, req JoinRequest, csrs map[string]*x5
 		}
 	}
 	return &JoinResponse{
-		NodeIP:     nodeIP,
-		CA:         pki.EncodeCert(s.cfg.CA.Cert),
-		Certs:      certs,
-		APIServers: apiservers,
-		Cluster:    s.cfg.Cluster,
+		NodeIP:       nodeIP,
+		CA:           pki.EncodeCert(s.cfg.CA.Cert),
+		Certs:        certs,
+		APIServers:   apiservers,
+		Cluster:      s.cfg.Cluster,
+		ControlPlane: cp,
 	}, 0, "", nil
 }
 
@@ -343,6 +378,14 @@ func parseCSRs(in map[string][]byte) (map[string]*x509.CertificateRequest, error
 	return out, nil
 }
 
+// roleLabel is the node-role label of a joined node.
+func roleLabel(r jointoken.Role) string {
+	if r == jointoken.ControlPlane {
+		return "control-plane"
+	}
+	return "worker"
+}
+
 // nodeOf is the node a verified client certificate belongs to.
 func nodeOf(r *http.Request) (string, bool) {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
@@ -368,7 +411,8 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := klog.FromContext(r.Context()).WithValues("node", node, "token", req.TokenID)
-	if err := s.reservedFor(r.Context(), req, node); err != nil {
+	role, err := s.reservedFor(r.Context(), req, node)
+	if err != nil {
 		refuse(w, http.StatusForbidden, KindToken, "%v", err)
 		return
 	}
@@ -381,20 +425,20 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// kubelets may not set node-role labels on themselves.
-	patch := []byte(`{"metadata":{"labels":{"node-role.kubernetes.io/worker":""}}}`)
+	patch := []byte(`{"metadata":{"labels":{"node-role.kubernetes.io/` + roleLabel(role) + `":""}}}`)
 	if _, err := s.cfg.Kube.CoreV1().Nodes().Patch(r.Context(), node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		log.Error(err, "Could not label the new worker")
 	}
-	log.Info("A worker joined; its token use is consumed")
+	log.Info("A node joined; its token use is consumed", "role", role)
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // reservedFor checks that the reservation being completed was made for
 // node, so one joined node cannot consume another's join.
-func (s *Server) reservedFor(ctx context.Context, req CompleteRequest, node string) error {
+func (s *Server) reservedFor(ctx context.Context, req CompleteRequest, node string) (jointoken.Role, error) {
 	recs, err := s.cfg.Tokens.List(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, rec := range recs {
 		if rec.ID != req.TokenID {
@@ -403,11 +447,11 @@ func (s *Server) reservedFor(ctx context.Context, req CompleteRequest, node stri
 		for _, res := range rec.Reservations {
 			if res.Attempt == req.Attempt {
 				if res.Node != node {
-					return fmt.Errorf("join attempt %s is node %q's, not %q's", req.Attempt, res.Node, node)
+					return "", fmt.Errorf("join attempt %s is node %q's, not %q's", req.Attempt, res.Node, node)
 				}
-				return nil
+				return rec.Role, nil
 			}
 		}
 	}
-	return fmt.Errorf("join token %s has no attempt %s: it expired or was revoked; the node works, but the token was not used", req.TokenID, req.Attempt)
+	return "", fmt.Errorf("join token %s has no attempt %s: it expired or was revoked; the node works, but the token was not used", req.TokenID, req.Attempt)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
 	"github.com/kubeseed/kubeseed/internal/fsutil"
+	"github.com/kubeseed/kubeseed/internal/services"
 )
 
 // oldTokenAuthFile is the --token-auth-file value of data dirs made before
@@ -127,11 +128,39 @@ func planFlagMigrations(l datadir.Layout) ([]*argsMigration, error) {
 			changes = append(changes, "--leader-elect=false (an older kubeseed's single-node default) is now true, as clustering needs")
 		}
 		changes = append(changes, addMissing(f, append(defaults.ClusterFlags(c), defaults.TLSFlags(c)...))...)
+		if c == defaults.EtcdComponent {
+			if change, err := addHAPeerListener(f); err != nil {
+				return nil, err
+			} else if change != "" {
+				changes = append(changes, change)
+			}
+		}
 		if len(changes) > 0 {
 			out = append(out, &argsMigration{file: f, changes: changes})
 		}
 	}
 	return out, nil
+}
+
+// addHAPeerListener adds the host's 19001 to an older args/etcd's
+// listen-peer-urls, at the offset of its loopback peer port, so a control
+// plane can join without an etcd restart. A list the user changed away
+// from the loopback peer URL alone is left as it is.
+func addHAPeerListener(f *args.File) (string, error) {
+	v, ok := f.Get("listen-peer-urls")
+	if !ok {
+		return "", nil
+	}
+	peer := services.MustLookup("etcd-peer")
+	port, err := peer.PortFromFlag(v)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if strings.Contains(v, ",") || !strings.HasPrefix(strings.TrimSpace(v), "https://127.0.0.1:") {
+		return "", nil
+	}
+	f.Set("listen-peer-urls", defaults.EtcdPeerListenURLs(port-peer.Port))
+	return "--listen-peer-urls gains the host's " + defaults.EtcdHAPeerURL("", port-peer.Port) + " for control-plane joins", nil
 }
 
 // legacyMode maps the --authorization-mode values kubeseed manages.

@@ -7,13 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"time"
 
 	"go.etcd.io/etcd/pkg/v3/flags"
 	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/fsutil"
 )
 
 // Etcd is the embedded etcd member.
@@ -97,8 +103,25 @@ func (e *Etcd) Init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Only root may reach a socket in a directory only root may enter.
+	for _, dir := range socketDirs(cfg) {
+		if err := fsutil.EnsureDir(dir, 0o700); err != nil {
+			return fmt.Errorf("etcd's socket directory: %w", err)
+		}
+	}
 	e.cfg = cfg
 	return nil
+}
+
+// socketDirs are the directories of cfg's unix client sockets.
+func socketDirs(cfg *embed.Config) []string {
+	var out []string
+	for _, u := range cfg.ListenClientUrls {
+		if u.Scheme == "unix" || u.Scheme == "unixs" {
+			out = append(out, filepath.Dir(u.Host+u.Path))
+		}
+	}
+	return out
 }
 
 // Start launches the member.
@@ -117,14 +140,30 @@ func (e *Etcd) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready waits until the member serves clients.
+// Ready waits until the member serves clients. A joining control plane's
+// member starts as a learner, which serves almost no client requests, so
+// Ready waits on until it is a voter (the cluster agent promotes it once
+// it has caught up).
 func (e *Etcd) Ready(ctx context.Context) error {
 	select {
 	case <-e.etcd.Server.ReadyNotify():
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	for _, u := range e.cfg.ListenClientUrls {
+		if u.Scheme == "unix" || u.Scheme == "unixs" {
+			if err := os.Chmod(u.Host+u.Path, 0o600); err != nil {
+				return fmt.Errorf("etcd's socket: %w", err)
+			}
+		}
+	}
+	if !e.etcd.Server.IsLearner() {
+		return nil
+	}
+	klog.FromContext(ctx).Info("etcd member is a learner: waiting for the cluster to promote it once it has caught up")
+	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
+		return !e.etcd.Server.IsLearner(), nil
+	})
 }
 
 // Stop closes the member; Close waits for in-flight writes to be persisted.

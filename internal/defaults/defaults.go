@@ -4,12 +4,14 @@
 package defaults
 
 import (
+	"net"
 	"strconv"
 	"strings"
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/pki"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
 
@@ -188,7 +190,7 @@ func APIServerArgs(l datadir.Layout, portOffset int) *args.File {
 		{"service-account-signing-key-file", certs + "serviceaccount.key"},
 		{"api-audiences", "https://kubernetes.default.svc"},
 		{"service-cluster-ip-range", ServiceCIDR},
-		{"etcd-servers", "https://127.0.0.1:" + port("etcd", portOffset)},
+		{"etcd-servers", EtcdSocketURL},
 		{"etcd-cafile", certs + "etcd-ca.crt"},
 		{"etcd-certfile", certs + "apiserver-etcd-client.crt"},
 		{"etcd-keyfile", certs + "apiserver-etcd-client.key"},
@@ -284,12 +286,31 @@ func ClusterAgentArgs(l datadir.Layout, portOffset int) *args.File {
 		{"ca-cert-file", certs + "ca.crt"},
 		{"ca-key-file", certs + "ca.key"},
 		{"kubeconfig", "${DATA_DIR}/credentials/client.config"},
-		{"etcd-servers", "https://127.0.0.1:" + strconv.Itoa(services.MustLookup("etcd").Port+portOffset)},
+		{"etcd-servers", EtcdSocketURL},
 		{"etcd-cafile", certs + "etcd-ca.crt"},
 		{"etcd-certfile", certs + "apiserver-etcd-client.crt"},
 		{"etcd-keyfile", certs + "apiserver-etcd-client.key"},
 		{"worker-cert-lifetime", "2160h"},
 	})
+}
+
+// EtcdSocketURL is etcd's client socket (TLS, client certificates as on
+// the port). Its directory is root's only; the local apiserver uses it.
+const EtcdSocketURL = "unixs://${DATA_DIR}/run/etcd/" + pki.EtcdSocketName
+
+// EtcdHAPeerURL is the host's peer listener, the one other control planes
+// reach; ip "" is every address.
+func EtcdHAPeerURL(ip string, portOffset int) string {
+	if ip == "" {
+		ip = services.BindHost.Address()
+	}
+	return "https://" + net.JoinHostPort(ip, strconv.Itoa(services.MustLookup("etcd-ha").Port+portOffset))
+}
+
+// EtcdPeerListenURLs are the loopback 2380 the spec lists and the host's
+// 19001, both from the first start so a join needs no etcd restart.
+func EtcdPeerListenURLs(portOffset int) string {
+	return "https://" + services.MustLookup("etcd-peer").ListenAddr(portOffset) + "," + EtcdHAPeerURL("", portOffset)
 }
 
 // EtcdArgs renders args/etcd for a new node.
@@ -300,12 +321,13 @@ func EtcdArgs(l datadir.Layout, nodeName string, portOffset int) *args.File {
 	peerURL := "https://127.0.0.1:" + strconv.Itoa(peer.Port+portOffset)
 	f := args.New(l.Args(EtcdComponent))
 	f.AddComment("Flags for the embedded etcd member (etcd's own flag names). Edit, then restart kubeseed.")
+	f.AddComment("A single node advertises its loopback peer URL; the first control-plane join moves it to the host's " + strconv.Itoa(services.MustLookup("etcd-ha").Port+portOffset) + ".")
 	for _, kv := range [][2]string{
 		{"name", nodeName},
 		{"data-dir", "${DATA_DIR}/var/etcd"},
-		{"listen-client-urls", "https://" + client.ListenAddr(portOffset)},
+		{"listen-client-urls", "https://" + client.ListenAddr(portOffset) + "," + EtcdSocketURL},
 		{"advertise-client-urls", "https://127.0.0.1:" + clientPort},
-		{"listen-peer-urls", "https://" + peer.ListenAddr(portOffset)},
+		{"listen-peer-urls", EtcdPeerListenURLs(portOffset)},
 		{"initial-advertise-peer-urls", peerURL},
 		{"initial-cluster", nodeName + "=" + peerURL},
 		{"initial-cluster-state", "new"},

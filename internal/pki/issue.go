@@ -81,6 +81,7 @@ func (s Spec) AltNames(in Inputs) (AltNames, error) {
 		an.DNS = []string{"localhost"}
 		an.IPs = []net.IP{net.IPv4(127, 0, 0, 1)}
 	}
+	an.DNS = append(an.DNS, s.ExtraDNS...)
 	return an.dedup(), nil
 }
 

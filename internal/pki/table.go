@@ -39,6 +39,9 @@ type Spec struct {
 	Usages       []x509.ExtKeyUsage
 	Lifetime     time.Duration
 	SANs         SANKind
+	// ExtraDNS are DNS SANs added to SANs': a unix socket's TLS server
+	// name, which etcd's client takes from the socket's file name.
+	ExtraDNS []string
 	// Kubeconfig, when set, is the credentials/ file that authenticates
 	// with this client certificate.
 	Kubeconfig string
@@ -52,6 +55,10 @@ type Spec struct {
 
 // AuthWebhookClientCN is the only client the auth webhook answers.
 const AuthWebhookClientCN = "kube-apiserver-auth-webhook-client"
+
+// EtcdSocketName is the file name of etcd's client socket, and so the
+// server name its clients check.
+const EtcdSocketName = "etcd.sock"
 
 // NodeNameToken in a CommonName stands for the node's name.
 const NodeNameToken = "{node}"
@@ -85,9 +92,11 @@ var Table = []Spec{
 	{Name: "front-proxy-client", CA: "front-proxy-ca", CommonName: "front-proxy-client", Usages: clientAuth, Lifetime: Year,
 		Purpose: "kube-apiserver's identity towards aggregated API servers"},
 	{Name: "etcd-server", CA: "etcd-ca", CommonName: "etcd-server", Usages: bothAuth, Lifetime: Year, SANs: HostSANs,
-		Purpose: "etcd client-port serving certificate"},
-	{Name: "etcd-peer", CA: "etcd-ca", CommonName: "etcd-peer", Usages: bothAuth, Lifetime: Year, SANs: HostSANs,
-		Purpose: "etcd peer certificate (mutual TLS)"},
+		ExtraDNS: []string{EtcdSocketName}, Purpose: "etcd client serving certificate (port and unix socket)"},
+	// Each control plane issues its own with its local copy of the etcd
+	// CA; no peer key is shared by every node, unlike MicroK8s's.
+	{Name: "etcd-peer", CA: "etcd-ca", CommonName: "etcd-peer:" + NodeNameToken, Usages: bothAuth, Lifetime: Year, SANs: HostSANs,
+		Purpose: "etcd peer certificate of this node (mutual TLS, ports 2380 and 19001)"},
 	{Name: "apiserver-etcd-client", CA: "etcd-ca", CommonName: "kube-apiserver-etcd-client", Usages: clientAuth, Lifetime: Year,
 		Purpose: "kube-apiserver's identity towards etcd"},
 	{Name: "kube-controller-manager", CA: "ca", CommonName: "kube-controller-manager", Usages: serverAuth, Lifetime: Year, SANs: HostSANs,

@@ -5,6 +5,7 @@
 package services
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -131,7 +132,14 @@ var Table = []Service{
 		Authn: "peer certificate signed by the etcd CA", Authz: "cluster members",
 		Flag: "listen-peer-urls", Source: URLFlag,
 		TrustCA: "etcd-ca", ClientCert: "etcd-peer",
-		Note: "datastore peer traffic",
+		Note: "datastore peer traffic on this host",
+	},
+	{
+		Name: "etcd-ha", Component: "etcd", Port: 19001, Protocol: "tcp", Bind: BindHost, Roles: OnControlPlane, TLS: true,
+		Authn: "peer certificate signed by the etcd CA (each node its own)", Authz: "cluster members",
+		Flag: "listen-peer-urls", Source: URLFlag,
+		TrustCA: "etcd-ca", ClientCert: "etcd-peer",
+		Note: "HA datastore: etcd peer traffic between control planes",
 	},
 	{
 		Name: "auth-webhook", Component: "auth-webhook", Port: 16444, Protocol: "tcp", Bind: BindLoopback, Roles: OnControlPlane, TLS: true,
@@ -315,8 +323,7 @@ func (s Service) PortFromFlag(value string) (int, error) {
 		}
 		portStr = p
 	case URLFlag:
-		first := strings.TrimSpace(strings.Split(value, ",")[0])
-		u, err := url.Parse(first)
+		u, err := s.urlIn(value)
 		if err != nil {
 			return 0, fmt.Errorf("%s=%q: %w", s.setting(), value, err)
 		}
@@ -333,6 +340,31 @@ func (s Service) PortFromFlag(value string) (int, error) {
 		return 0, fmt.Errorf("%s=%q: not a port (1-65535)", s.setting(), value)
 	}
 	return p, nil
+}
+
+// urlIn picks the service's URL from a list flag: one flag may carry
+// several services (etcd's peer URLs are the loopback 2380 and the host's
+// 19001) and a unix socket. The TCP URL on the service's bind address wins;
+// else the first TCP one.
+func (s Service) urlIn(value string) (*url.URL, error) {
+	var tcp []*url.URL
+	for _, part := range strings.Split(value, ",") {
+		u, err := url.Parse(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		if u.Scheme == "unix" || u.Scheme == "unixs" {
+			continue
+		}
+		if u.Hostname() == s.Bind.Address() {
+			return u, nil
+		}
+		tcp = append(tcp, u)
+	}
+	if len(tcp) == 0 {
+		return nil, errors.New("no TCP URL")
+	}
+	return tcp[0], nil
 }
 
 // PortIn reads the service's port from its component's args file.

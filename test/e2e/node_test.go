@@ -45,6 +45,7 @@ var defaultPorts = map[string]int{
 	"kube-proxy-healthz":      10256,
 	"auth-webhook":            16444,
 	"cluster-agent":           25000,
+	"etcd-ha":                 19001,
 }
 
 // vxlanPort is the overlay's UDP port: a kernel socket, no process holds it,
