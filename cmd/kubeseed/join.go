@@ -31,17 +31,16 @@ func newJoinCommand(g *globalOptions) *cobra.Command {
 		portOffset int
 	)
 	cmd := &cobra.Command{
-		Use:   "join ADDRESS/TOKEN/CA-HASH --worker",
+		Use:   "join ADDRESS/TOKEN/CA-HASH [--worker]",
 		Short: "Join the cluster that printed this line with `kubeseed add-node`, then run the node in the foreground",
 		Long: `Join a cluster with the line ` + "`kubeseed add-node`" + ` printed on one of its control-plane nodes.
 The cluster agent's CA must match the hash at the end of the line before the
-token is sent. The node makes its own keys; the cluster signs its certificates.
-Later starts are ` + "`kubeseed start`" + `.`,
+token is sent. A worker makes its own keys and the cluster signs its
+certificates. A control plane (no --worker) receives the cluster's CA keys
+over that pinned channel, joins etcd as a learner, becomes a voter once it
+has caught up, and issues its own certificates. Later starts are ` + "`kubeseed start`" + `.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if !worker {
-				return errors.New("only workers can join for now: add --worker (control-plane joins arrive with the highly available control plane)")
-			}
 			ja, err := jointoken.ParseJoinAddress(a[0])
 			if err != nil {
 				return fmt.Errorf("the join line: %w", err)
@@ -76,6 +75,9 @@ Later starts are ` + "`kubeseed start`" + `.`,
 				return fmt.Errorf("--node-name %q: %v", nodeName, errs)
 			}
 			progress := func(msg string) { fmt.Fprintf(os.Stderr, "kubeseed: %s\n", msg) }
+			if !worker {
+				return joinControlPlane(cmd.Context(), l, ja, nodeName, portOffset, renewal, progress)
+			}
 			keys, csrs, err := agent.NewWorkerCSRs(nodeName)
 			if err != nil {
 				return err

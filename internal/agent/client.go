@@ -96,6 +96,24 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResponse, erro
 	return &resp, nil
 }
 
+// JoinQueued is Join that waits its turn while the agent answers busy
+// (another control plane is joining), telling progress why it waits.
+func (c *Client) JoinQueued(ctx context.Context, req JoinRequest, progress func(string)) (*JoinResponse, error) {
+	for {
+		resp, err := c.Join(ctx, req)
+		var refused *RefusedError
+		if err == nil || !errors.As(err, &refused) || refused.Kind != KindBusy {
+			return resp, err
+		}
+		progress(refused.Message + " (retrying every 3 s)")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w while waiting for its turn to join", ctx.Err())
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
 // Complete reports the joined node Ready, which consumes the token's use.
 func (c *Client) Complete(ctx context.Context, req CompleteRequest) error {
 	return c.post(ctx, CompletePath, req, nil)

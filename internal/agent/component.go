@@ -138,6 +138,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.run.Start(ctx, func(ctx context.Context) error {
 		defer closeTokens()
 		go membership.ManageLearners(ctx, time.Second)
+		go (&authorizationSync{layout: a.layout, settings: cluster.NewSettings(cli), kube: kube}).run(ctx)
 		return srv.Serve(ctx)
 	})
 	return nil

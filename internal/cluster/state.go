@@ -24,7 +24,8 @@ const (
 	Worker       Role = "worker"
 )
 
-// State is a joined node's record, var/cluster.json.
+// State is a joined node's record, var/cluster.json. A control plane that
+// joined has one too; the first node of a cluster has none.
 type State struct {
 	Role Role `json:"role"`
 	// Agents are the cluster agents (host:port) the node joined through,
@@ -62,8 +63,8 @@ func Parse(path string, data []byte) (State, error) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return State{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if s.Role != Worker {
-		return State{}, fmt.Errorf("%s: field role %q: only %q nodes have this file", path, s.Role, Worker)
+	if s.Role != Worker && s.Role != ControlPlane {
+		return State{}, fmt.Errorf("%s: field role %q: want %q or %q", path, s.Role, Worker, ControlPlane)
 	}
 	if len(s.APIServers) == 0 {
 		return State{}, fmt.Errorf("%s: field apiServers is empty: the node would not know its cluster", path)

@@ -11,6 +11,10 @@ import (
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -34,6 +38,9 @@ type ControllerManager struct {
 	// stoppable: Stop may cancel the controllers without upstream
 	// exiting the process.
 	stoppable bool
+	// standby tells whether another control plane's controller manager
+	// leads; nil without leader election.
+	standby *standbyProbe
 }
 
 // stopGrace bounds the wait for the controllers to end; upstream's own
@@ -100,6 +107,9 @@ func (c *ControllerManager) Start(ctx context.Context) error {
 	}
 	cfg.Authentication.Authenticator = rejectAnonymous{cfg.Authentication.Authenticator}
 	c.stoppable = !cfg.ComponentConfig.Generic.LeaderElection.LeaderElect || releases
+	if le := cfg.ComponentConfig.Generic.LeaderElection; le.LeaderElect {
+		c.standby = &standbyProbe{client: cfg.Client, namespace: le.ResourceNamespace, name: le.ResourceName}
+	}
 	completed := cfg.Complete()
 	// With leader election it returns once the lease is lost: the
 	// supervisor then stops the node, in order.
@@ -114,13 +124,61 @@ func (c *ControllerManager) Start(ctx context.Context) error {
 // kubelet, which runs in this process too and needs its own node name
 // there, must therefore start only after the controllers are built.
 // Requests use the admin certificate since anonymous ones are refused.
+//
+// A standby, whose lease another control plane holds, builds no
+// controllers until it leads: it is ready once that leader is seen alive.
 func (c *ControllerManager) Ready(ctx context.Context) error {
 	tlsCfg, err := health.ClientTLS(c.layout.Cert("ca"), c.layout.Cert("admin"), c.layout.Key("admin"))
 	if err != nil {
 		return err
 	}
-	url := fmt.Sprintf("https://127.0.0.1:%d/healthz?verbose", c.opts.SecureServing.BindPort)
-	return health.WaitFor(ctx, url, tlsCfg, "no controller checks yet: the controllers are still being built", controllersBuilt)
+	base := fmt.Sprintf("https://127.0.0.1:%d", c.opts.SecureServing.BindPort)
+	var lastLeaseCheck time.Time
+	return health.Poll(ctx, health.StartPoll, func(ctx context.Context) error {
+		body, err := health.Get(ctx, base+"/healthz?verbose", tlsCfg)
+		if err != nil || controllersBuilt(body) {
+			return err
+		}
+		if c.standby != nil && time.Since(lastLeaseCheck) >= standbyPoll {
+			lastLeaseCheck = time.Now()
+			if metrics, err := health.Get(ctx, base+"/metrics", tlsCfg); err == nil && c.standby.observe(ctx, metrics) {
+				klog.FromContext(ctx).Info("Another control plane's controller manager leads; this one stands by", "leader", c.standby.holder)
+				return nil
+			}
+		}
+		return fmt.Errorf("%s/healthz: no controller checks yet: the controllers are still being built", base)
+	})
+}
+
+// standbyPoll is how often Ready reads the lease while it waits.
+const standbyPoll = 500 * time.Millisecond
+
+// standbyProbe decides that this controller manager is a standby: its
+// leader-election metric says it does not lead, and the lease's holder
+// renewed it while Ready watched (a holder that died, this node's own
+// before a restart among them, does not renew, and this one then takes
+// over and builds its controllers).
+type standbyProbe struct {
+	client          kubernetes.Interface
+	namespace, name string
+	holder          string
+	renewed         time.Time
+}
+
+func (p *standbyProbe) observe(ctx context.Context, metrics string) bool {
+	if !strings.Contains(metrics, `leader_election_master_status{name="`+p.name+`"} 0`) {
+		return false
+	}
+	lease, err := p.client.CoordinationV1().Leases(p.namespace).Get(ctx, p.name, metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || lease.Spec.RenewTime == nil {
+		return false
+	}
+	holder, renewed := *lease.Spec.HolderIdentity, lease.Spec.RenewTime.Time
+	if holder != p.holder {
+		p.holder, p.renewed = holder, renewed
+		return false
+	}
+	return holder != "" && renewed.After(p.renewed)
 }
 
 // controllersBuilt reports whether a verbose healthz body lists a

@@ -138,6 +138,8 @@ func Run(ctx context.Context, l datadir.Layout, o Options) error {
 			// identity list the Nodes the overlay follows.
 			node.NewOverlay(l),
 			agent.NewAgent(l),
+			// A joined control plane reports its join, once Ready.
+			agent.NewJoinCompleter(l),
 		}
 	}
 	sup := supervisor.New(components...)

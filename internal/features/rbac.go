@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeseed/kubeseed/internal/agent"
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/controlplane"
@@ -25,6 +26,8 @@ type RBAC struct {
 	Timeout time.Duration
 	// Client returns an admin client for the running node.
 	Client func(n Node) (kubernetes.Interface, error)
+	// Publish sets the cluster's mode, which every control plane follows.
+	Publish func(ctx context.Context, n Node, m authz.Mode) error
 }
 
 // NewRBAC returns the feature with its defaults.
@@ -32,6 +35,9 @@ func NewRBAC() *RBAC {
 	return &RBAC{
 		Timeout: 90 * time.Second,
 		Client:  func(n Node) (kubernetes.Interface, error) { return controlplane.AdminClient(n.Layout) },
+		Publish: func(ctx context.Context, n Node, m authz.Mode) error {
+			return agent.PublishAuthorizationMode(ctx, n.Layout, m)
+		},
 	}
 }
 
@@ -135,6 +141,13 @@ func (r *RBAC) switchTo(ctx context.Context, n Node, want authz.Mode) error {
 	if want == authz.RBAC {
 		if err := ensureNodeRestriction(c.apiArgs, n); err != nil {
 			return err
+		}
+	}
+	if n.Running && r.Publish != nil {
+		// Stopped, the next start publishes it (the file changed since the
+		// mode this node last agreed with the cluster).
+		if err := r.Publish(ctx, n, want); err != nil {
+			fmt.Fprintf(n.Out, "WARNING: this node switched, but the cluster's setting was not updated (%v): other control planes keep their mode until this node restarts\n", err)
 		}
 	}
 	switch {

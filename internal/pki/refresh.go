@@ -476,24 +476,41 @@ func (s Store) loadWith(spec Spec, overlay map[string][]byte) (*KeyPair, error) 
 	if err != nil {
 		return nil, err
 	}
+	var crtPEM []byte
+	if !spec.KeyOnly {
+		if crtPEM, err = read(s.CertPath(spec.Name)); err != nil {
+			return nil, err
+		}
+	}
+	kp, err := ParseKeyPair(spec, crtPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Dir, err)
+	}
+	return kp, nil
+}
+
+// ParseKeyPair parses a spec's PEM key and, unless it is a bare key, its
+// certificate; errors name the file.
+func ParseKeyPair(spec Spec, crtPEM, keyPEM []byte) (*KeyPair, error) {
 	key, err := ParseKey(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.KeyPath(spec.Name), err)
+		return nil, fmt.Errorf("%s.key: %w", spec.Name, err)
 	}
 	kp := &KeyPair{Key: key}
 	if spec.KeyOnly {
 		return kp, nil
 	}
-	crtPEM, err := read(s.CertPath(spec.Name))
-	if err != nil {
-		return nil, err
-	}
 	certs, err := cert.ParseCertsPEM(crtPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.CertPath(spec.Name), err)
+		return nil, fmt.Errorf("%s.crt: %w", spec.Name, err)
 	}
 	kp.Cert = certs[0]
 	return kp, nil
+}
+
+// KeyMatches says whether the certificate, if any, is for the key.
+func (kp *KeyPair) KeyMatches() bool {
+	return kp.Cert == nil || publicKeysEqual(kp.Cert.PublicKey, kp.Key.Public())
 }
 
 // Expiry is one certificate's validity.

@@ -95,7 +95,7 @@ var Table = []Spec{
 		ExtraDNS: []string{EtcdSocketName}, Purpose: "etcd client serving certificate (port and unix socket)"},
 	// Each control plane issues its own with its local copy of the etcd
 	// CA; no peer key is shared by every node, unlike MicroK8s's.
-	{Name: "etcd-peer", CA: "etcd-ca", CommonName: "etcd-peer:" + NodeNameToken, Usages: bothAuth, Lifetime: Year, SANs: HostSANs,
+	{Name: "etcd-peer", CA: "etcd-ca", CommonName: "etcd-peer", Usages: bothAuth, Lifetime: Year, SANs: HostSANs,
 		Purpose: "etcd peer certificate of this node (mutual TLS, ports 2380 and 19001)"},
 	{Name: "apiserver-etcd-client", CA: "etcd-ca", CommonName: "kube-apiserver-etcd-client", Usages: clientAuth, Lifetime: Year,
 		Purpose: "kube-apiserver's identity towards etcd"},

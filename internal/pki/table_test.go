@@ -152,7 +152,7 @@ func TestIssuedCertificates(t *testing.T) {
 
 	t.Run("host SANs", func(t *testing.T) {
 		c := pairs["etcd-server"].Cert
-		if !slices.Equal(c.DNSNames, []string{"localhost", "node-a"}) {
+		if !slices.Equal(c.DNSNames, []string{"localhost", "node-a", EtcdSocketName}) {
 			t.Errorf("DNS SANs %v", c.DNSNames)
 		}
 		if got := ipStrings(c.IPAddresses); !slices.Equal(got, []string{"127.0.0.1", "192.0.2.10", "fd00::10"}) {
