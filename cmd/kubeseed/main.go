@@ -92,6 +92,7 @@ func newRootCommand() *cobra.Command {
 		newJoinCommand(g),
 		newRemoveNodeCommand(g),
 		newLeaveCommand(g),
+		newRecoverCommand(g),
 		newEnableCommand(g),
 		newDisableCommand(g),
 		newStopCommand(g),

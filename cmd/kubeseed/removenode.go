@@ -17,10 +17,14 @@ func newRemoveNodeCommand(g *globalOptions) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "remove-node NAME",
-		Short: "Remove a worker from the cluster: its Node goes, and its certificates are refused from now on",
-		Long: "Run on a control-plane node. The worker's name is recorded as removed in the datastore, so every\n" +
-			"apiserver refuses its certificates (they cannot be revoked, only refused, until they expire), and\n" +
-			"its Node is deleted. On the worker, `kubeseed leave` returns it to a clean state.",
+		Short: "Remove a node from the cluster: its Node goes, and its certificates are refused from now on",
+		Long: "Run on a control-plane node. A control plane leaves etcd first: the removal is refused if it\n" +
+			"would leave the other voters without a quorum (the error names the members that are down) or\n" +
+			"if the member does not answer (--force removes a dead one); etcd's leadership moves away first.\n" +
+			"The node's name is recorded as removed in the datastore, so every apiserver refuses its\n" +
+			"certificates (they cannot be revoked, only refused, until they expire), and its Node is deleted.\n" +
+			"On a worker, `kubeseed leave` returns it to a clean state; a removed control plane stops, and\n" +
+			"`kubeseed reset` cleans it.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			l, err := g.layout()
@@ -44,7 +48,7 @@ func newRemoveNodeCommand(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "record the node as removed even if the cluster has no Node of that name")
+	cmd.Flags().BoolVar(&force, "force", false, "remove a control plane whose etcd member does not answer, or record a name the cluster has no Node of")
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -195,6 +196,25 @@ func printReport(w io.Writer, l datadir.Layout, r *status.Report, now time.Time)
 		fmt.Fprintln(tw, "CLUSTER NODE\tROLE\tADDRESS\tREADY")
 		for _, n := range r.Nodes {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", n.Name, n.Role, n.IP, n.Ready)
+		}
+		tw.Flush()
+	}
+	if len(r.Etcd) > 1 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ETCD MEMBER	PEER URL	ROLE	ANSWERS")
+		for _, m := range r.Etcd {
+			role := "learner"
+			if m.Voter {
+				role = "voter"
+			}
+			if m.Leader {
+				role += ", leader"
+			}
+			if m.Self {
+				role += ", this node"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", m.Name, strings.Join(m.PeerURLs, ","), role, m.Answers)
 		}
 		tw.Flush()
 	}

@@ -96,9 +96,15 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResponse, erro
 	return &resp, nil
 }
 
+// joinQueueLimit bounds a join's wait for its turn: a stalled learner is
+// removed after learnerStall, so a longer wait means something is wrong.
+const joinQueueLimit = learnerStall + 5*time.Minute
+
 // JoinQueued is Join that waits its turn while the agent answers busy
 // (another control plane is joining), telling progress why it waits.
 func (c *Client) JoinQueued(ctx context.Context, req JoinRequest, progress func(string)) (*JoinResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, joinQueueLimit)
+	defer cancel()
 	for {
 		resp, err := c.Join(ctx, req)
 		var refused *RefusedError
@@ -108,7 +114,7 @@ func (c *Client) JoinQueued(ctx context.Context, req JoinRequest, progress func(
 		progress(refused.Message + " (retrying every 3 s)")
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w while waiting for its turn to join", ctx.Err())
+			return nil, fmt.Errorf("%w while waiting for its turn to join (at most %s): another join may be stuck; `kubeseed status` on a control plane shows etcd's members", ctx.Err(), joinQueueLimit)
 		case <-time.After(3 * time.Second):
 		}
 	}

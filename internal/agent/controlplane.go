@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/klog/v2"
 
+	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/pki"
 )
 
@@ -89,8 +91,13 @@ func (s *Server) admitControlPlane(ctx context.Context, req JoinRequest, nodeIP,
 	}
 	added, err := m.Etcd.MemberAddAsLearner(ctx, []string{joinerURL})
 	if err != nil {
-		if errors.Is(rpctypes.Error(err), rpctypes.ErrTooManyLearners) {
+		switch e := rpctypes.Error(err); {
+		case errors.Is(e, rpctypes.ErrTooManyLearners):
 			return nil, 0, "", busyError{"another control plane is joining; this join waits its turn"}
+		case errors.Is(e, rpctypes.ErrUnhealthy):
+			// Every voter answered above: etcd wants the last member
+			// change to settle (each voter connected for 5 s) first.
+			return nil, 0, "", busyError{"etcd is settling after the last member change; this join waits"}
 		}
 		return nil, http.StatusConflict, KindPreflight, fmt.Errorf("etcd refused to add %s: %s", joinerURL, explainEtcd(err))
 	}
@@ -269,4 +276,146 @@ func explainEtcd(err error) string {
 		return err.Error() + ": a member is down or still starting; `kubeseed status` on each control plane shows which"
 	}
 	return err.Error()
+}
+
+// memberRemoval is the etcd side of removing a control plane.
+type memberRemoval struct {
+	cli *clientv3.Client
+	tls *tls.Config
+	// clientURL is a member's client URL at a peer host: etcd advertises
+	// loopback client URLs, so a member elsewhere is reached at its peer
+	// host on this node's client port.
+	clientURL func(peerHost string) string
+	dial      func(ctx context.Context, urls []string) bool
+}
+
+// remove takes name's etcd member out of the cluster, if it has one: it
+// refuses to remove the last voter or to leave the rest without quorum,
+// needs force for a member that does not answer, and moves leadership away
+// from the member first. It reports whether name had a member.
+func (m memberRemoval) remove(ctx context.Context, name string, force bool) (bool, error) {
+	list, err := m.cli.MemberList(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read etcd's members: %w", err)
+	}
+	self := list.Header.MemberId
+	var target *etcdserverpb.Member
+	var voters []*etcdserverpb.Member
+	for _, mem := range list.Members {
+		if mem.Name == name {
+			target = mem
+		}
+		if !mem.IsLearner {
+			voters = append(voters, mem)
+		}
+	}
+	if target == nil {
+		return false, nil
+	}
+	if target.ID == self {
+		return true, fmt.Errorf("%s is this node's etcd member; remove it from another control plane", name)
+	}
+	targetUp := m.dial(ctx, target.PeerURLs)
+	if !targetUp && !force {
+		return true, fmt.Errorf("etcd member %s does not answer at %s: if that node is gone for good, `kubeseed remove-node %s --force` removes it", name, strings.Join(target.PeerURLs, ","), name)
+	}
+	if !target.IsLearner {
+		if len(voters) == 1 {
+			return true, fmt.Errorf("%s is the cluster's last etcd voter: removing it would lose the datastore", name)
+		}
+		var down []string
+		for _, v := range voters {
+			if v.ID != self && v.ID != target.ID && !m.dial(ctx, v.PeerURLs) {
+				down = append(down, v.Name)
+			}
+		}
+		remaining := len(voters) - 1
+		if up := remaining - len(down); up < remaining/2+1 {
+			return true, fmt.Errorf("removing %s would leave %d etcd voters of which %d answer (down: %s), short of a quorum of %d: start %s first",
+				name, remaining, up, strings.Join(down, ", "), remaining/2+1, strings.Join(down, ", "))
+		}
+	}
+	if targetUp && !target.IsLearner {
+		if err := m.moveLeadershipFrom(ctx, target, self); err != nil {
+			return true, err
+		}
+	}
+	if _, err := m.cli.MemberRemove(ctx, target.ID); err != nil {
+		return true, fmt.Errorf("remove etcd member %s: %s", name, explainEtcd(err))
+	}
+	return true, nil
+}
+
+// moveLeadershipFrom hands etcd's leadership to self if target holds it, so
+// the removal does not leave the cluster without a leader for an election.
+func (m memberRemoval) moveLeadershipFrom(ctx context.Context, target *etcdserverpb.Member, self uint64) error {
+	st, err := m.cli.Status(ctx, m.cli.Endpoints()[0])
+	if err != nil {
+		return fmt.Errorf("read etcd's leader: %w", err)
+	}
+	if st.Leader != target.ID {
+		return nil
+	}
+	host := ""
+	for _, raw := range target.PeerURLs {
+		if u, err := url.Parse(raw); err == nil {
+			host = u.Hostname()
+			break
+		}
+	}
+	endpoint := m.clientURL(host)
+	cfg := clientv3.Config{Endpoints: []string{endpoint}, TLS: m.tls, DialTimeout: 5 * time.Second, Context: ctx}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return fmt.Errorf("reach the etcd leader %s to move its leadership: %w", target.Name, err)
+	}
+	defer cli.Close()
+	if _, err := cli.MoveLeader(ctx, self); err != nil {
+		return fmt.Errorf("move etcd's leadership away from %s before removing it: %s", target.Name, explainEtcd(err))
+	}
+	klog.FromContext(ctx).Info("Moved etcd's leadership to this member before the removal", "from", target.Name)
+	return nil
+}
+
+// EtcdMember is one member of the cluster's etcd, as `kubeseed status`
+// shows it.
+type EtcdMember struct {
+	Name     string
+	PeerURLs []string
+	Voter    bool
+	Leader   bool
+	Self     bool
+	// Answers: its peer port accepts connections.
+	Answers bool
+}
+
+// EtcdMembers lists etcd's members through the running node's etcd.
+func EtcdMembers(ctx context.Context, l datadir.Layout) ([]EtcdMember, error) {
+	o, err := LoadOptions(l)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := openEtcd(o)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read etcd's members: %w", err)
+	}
+	var leader uint64
+	if st, err := cli.Status(ctx, cli.Endpoints()[0]); err == nil {
+		leader = st.Leader
+	}
+	var out []EtcdMember
+	for _, m := range list.Members {
+		out = append(out, EtcdMember{
+			Name: memberName(m), PeerURLs: m.PeerURLs, Voter: !m.IsLearner,
+			Leader: m.ID == leader, Self: m.ID == list.Header.MemberId,
+			Answers: m.ID == list.Header.MemberId || anyReachable(ctx, m.PeerURLs),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }

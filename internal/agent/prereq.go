@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -105,10 +104,8 @@ func CheckControlPlanePrerequisites(ctx context.Context, l datadir.Layout) error
 	if err != nil {
 		return fmt.Errorf("%w; restart kubeseed once (`kubeseed stop`, then `kubeseed start`) to enable control-plane joins", err)
 	}
-	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
+	if !anyReachable(ctx, []string{"https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}) {
 		return fmt.Errorf("etcd does not listen on its HA peer port %d (%s): restart kubeseed once (`kubeseed stop`, then `kubeseed start`) so it does", port, l.Args(defaults.EtcdComponent))
 	}
-	return conn.Close()
+	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,8 +16,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/datadir"
+	"github.com/kubeseed/kubeseed/internal/defaults"
+	"github.com/kubeseed/kubeseed/internal/health"
+	"github.com/kubeseed/kubeseed/internal/services"
 )
 
 // LeavePath is where a worker asks to be removed, with its own client
@@ -32,7 +38,7 @@ var ErrNotWorker = errors.New("not a worker")
 // from now on, then deletes its Node (its pods are then garbage-collected).
 // A node that exists must be a worker. The record comes first: a kubelet
 // still running would otherwise register its Node again.
-func removeWorker(ctx context.Context, kube kubernetes.Interface, removed *cluster.RemovedNodes, name string, now time.Time, force bool) error {
+func removeWorker(ctx context.Context, kube kubernetes.Interface, removed *cluster.RemovedNodes, name string, now time.Time, force, controlPlanes bool) error {
 	n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err) && !force:
@@ -42,8 +48,8 @@ func removeWorker(ctx context.Context, kube kubernetes.Interface, removed *clust
 	case err != nil:
 		return fmt.Errorf("get node %s: %w", name, err)
 	}
-	if n != nil && !isWorker(n) {
-		return fmt.Errorf("node %s is a control plane: %w (removing control planes comes with the highly available control plane)", name, ErrNotWorker)
+	if n != nil && !isWorker(n) && !controlPlanes {
+		return fmt.Errorf("node %s is a control plane: %w (run `kubeseed remove-node %s` on another control plane)", name, ErrNotWorker, name)
 	}
 	if err := removed.Add(ctx, name, now); err != nil {
 		return err
@@ -62,8 +68,8 @@ func isWorker(n *corev1.Node) bool {
 	return ok
 }
 
-// RemoveNode removes worker name from the cluster, on a running control
-// plane: `kubeseed remove-node`.
+// RemoveNode removes node name from the cluster, on a running control
+// plane: `kubeseed remove-node`. A control plane leaves etcd first.
 func RemoveNode(ctx context.Context, l datadir.Layout, name string, force bool) error {
 	self, err := NodeName(l)
 	if err != nil {
@@ -87,7 +93,30 @@ func RemoveNode(ctx context.Context, l datadir.Layout, name string, force bool) 
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return removeWorker(ctx, kube, cluster.NewRemovedNodes(cli), name, time.Now(), force)
+	etcdArgs, err := args.Load(l.Args(defaults.EtcdComponent))
+	if err != nil {
+		return err
+	}
+	clientPort, err := services.MustLookup("etcd").PortIn(etcdArgs)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := health.ClientTLS(o.EtcdCAFile, o.EtcdCertFile, o.EtcdKeyFile)
+	if err != nil {
+		return err
+	}
+	members := memberRemoval{
+		cli:       cli,
+		tls:       tlsCfg,
+		clientURL: func(host string) string { return "https://" + net.JoinHostPort(host, strconv.Itoa(clientPort)) },
+		dial:      anyReachable,
+	}
+	// The etcd member goes first: a control plane that cannot be taken
+	// out of etcd safely keeps its Node and its certificates.
+	if _, err := members.remove(ctx, name, force); err != nil {
+		return err
+	}
+	return removeWorker(ctx, kube, cluster.NewRemovedNodes(cli), name, time.Now(), force, true)
 }
 
 // leave removes the worker whose certificate asks.
@@ -101,7 +130,7 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusServiceUnavailable, KindInternal, "this agent keeps no record of removed nodes")
 		return
 	}
-	if err := removeWorker(r.Context(), s.cfg.Kube, s.cfg.Removed, node, s.cfg.Now(), true); err != nil {
+	if err := removeWorker(r.Context(), s.cfg.Kube, s.cfg.Removed, node, s.cfg.Now(), true, false); err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, ErrNotWorker) {
 			status = http.StatusForbidden

@@ -14,6 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+	// Upstream's commands install client-go's leader-election metrics in
+	// their main packages; the standby probe reads them.
+	_ "k8s.io/component-base/metrics/prometheus/clientgo/leaderelection"
 
 	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -141,7 +144,8 @@ func (c *ControllerManager) Ready(ctx context.Context) error {
 		}
 		if c.standby != nil && time.Since(lastLeaseCheck) >= standbyPoll {
 			lastLeaseCheck = time.Now()
-			if metrics, err := health.Get(ctx, base+"/metrics", tlsCfg); err == nil && c.standby.observe(ctx, metrics) {
+			gauge := `leader_election_master_status{name="` + c.standby.name + `"}`
+			if line, ok, err := health.FindLine(ctx, base+"/metrics", tlsCfg, gauge); err == nil && ok && c.standby.observe(ctx, line == gauge+" 0") {
 				klog.FromContext(ctx).Info("Another control plane's controller manager leads; this one stands by", "leader", c.standby.holder)
 				return nil
 			}
@@ -165,8 +169,10 @@ type standbyProbe struct {
 	renewed         time.Time
 }
 
-func (p *standbyProbe) observe(ctx context.Context, metrics string) bool {
-	if !strings.Contains(metrics, `leader_election_master_status{name="`+p.name+`"} 0`) {
+// observe takes whether the leader-election gauge says this one does not
+// lead, and reads the lease.
+func (p *standbyProbe) observe(ctx context.Context, notLeading bool) bool {
+	if !notLeading {
 		return false
 	}
 	lease, err := p.client.CoordinationV1().Leases(p.namespace).Get(ctx, p.name, metav1.GetOptions{})

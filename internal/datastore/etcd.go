@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/pkg/v3/flags"
@@ -28,6 +29,8 @@ type Etcd struct {
 	cfg    *embed.Config
 	etcd   *embed.Etcd
 	exited chan error
+	// stopping is set once Stop runs: the member's stop is then ours.
+	stopping atomic.Bool
 }
 
 // NewEtcd returns the component; it reads args/etcd at Init.
@@ -132,12 +135,36 @@ func (e *Etcd) Start(ctx context.Context) error {
 	}
 	e.etcd = em
 	go func() {
-		err, ok := <-em.Err()
-		if ok && err != nil {
-			e.exited <- err
+		select {
+		case err, ok := <-em.Err():
+			if ok && err != nil {
+				e.report(err)
+			}
+		case <-em.Server.StopNotify():
+			if !e.stopping.Load() {
+				e.report(e.stoppedByItself())
+			}
 		}
 	}()
 	return nil
+}
+
+// report hands the supervisor the member's failure, once.
+func (e *Etcd) report(err error) {
+	select {
+	case e.exited <- err:
+	default:
+	}
+}
+
+// stoppedByItself explains a member that stopped without Stop: the cluster
+// removed it (kubeseed remove-node, or it was replaced), or it failed.
+func (e *Etcd) stoppedByItself() error {
+	srv := e.etcd.Server
+	if srv.Cluster().Member(srv.MemberID()) == nil {
+		return fmt.Errorf("this node's etcd member %s was removed from its cluster (kubeseed remove-node): it cannot serve again as it is; run `kubeseed reset` here, then join it anew", srv.MemberID())
+	}
+	return fmt.Errorf("etcd member %s stopped by itself: if this node was removed from its cluster, run `kubeseed reset` here and join it anew; else the log above says why", srv.MemberID())
 }
 
 // Ready waits until the member serves clients. A joining control plane's
@@ -147,6 +174,8 @@ func (e *Etcd) Start(ctx context.Context) error {
 func (e *Etcd) Ready(ctx context.Context) error {
 	select {
 	case <-e.etcd.Server.ReadyNotify():
+	case <-e.etcd.Server.StopNotify():
+		return e.stoppedByItself()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -162,6 +191,11 @@ func (e *Etcd) Ready(ctx context.Context) error {
 	}
 	klog.FromContext(ctx).Info("etcd member is a learner: waiting for the cluster to promote it once it has caught up")
 	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
+		select {
+		case <-e.etcd.Server.StopNotify():
+			return false, e.stoppedByItself()
+		default:
+		}
 		return !e.etcd.Server.IsLearner(), nil
 	})
 }
@@ -171,6 +205,7 @@ func (e *Etcd) Stop(ctx context.Context) error {
 	if e.etcd == nil {
 		return nil
 	}
+	e.stopping.Store(true)
 	done := make(chan struct{})
 	go func() { e.etcd.Close(); close(done) }()
 	select {

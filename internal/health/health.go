@@ -2,6 +2,7 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -18,6 +20,33 @@ import (
 func Check(ctx context.Context, url string, tlsCfg *tls.Config) error {
 	_, err := Get(ctx, url, tlsCfg)
 	return err
+}
+
+// FindLine does one GET and returns the first line of the body, read to
+// its end, that starts with prefix: metrics pages exceed what Get keeps.
+func FindLine(ctx context.Context, url string, tlsCfg *tls.Config, prefix string) (string, bool, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", false, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", false, fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, prefix) {
+			return line, true, nil
+		}
+	}
+	return "", false, sc.Err()
 }
 
 // Get does one GET and returns the start of the body on HTTP 200.

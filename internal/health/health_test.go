@@ -52,3 +52,31 @@ func TestWaitFor(t *testing.T) {
 		})
 	}
 }
+
+func TestFindLine(t *testing.T) {
+	// A metrics page far past what Get keeps, the line near its end.
+	page := strings.Repeat("# filler metric line that pads the page out\n", 4000) + "leader_election_master_status{name=\"x\"} 0\nzz 1\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(page))
+	}))
+	defer srv.Close()
+	for _, tt := range []struct {
+		name, path, prefix, want string
+		found, fails             bool
+	}{
+		{"a line past 64 KiB", "/metrics", `leader_election_master_status{name="x"}`, `leader_election_master_status{name="x"} 0`, true, false},
+		{"no such line", "/metrics", "absent", "", false, false},
+		{"not 200", "/missing", "zz", "", false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			line, found, err := FindLine(t.Context(), srv.URL+tt.path, nil, tt.prefix)
+			if (err != nil) != tt.fails || found != tt.found || line != tt.want {
+				t.Errorf("FindLine = %q, %v, %v", line, found, err)
+			}
+		})
+	}
+}

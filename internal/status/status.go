@@ -72,6 +72,9 @@ type Report struct {
 	DNS DNSState
 	// Nodes are the cluster's nodes, as a running control plane sees them.
 	Nodes []ClusterNode
+	// Etcd are the datastore's members, as a running control plane sees
+	// them.
+	Etcd []agent.EtcdMember
 	// TokenFile is why the running auth webhook rejected
 	// credentials/known_tokens.csv (path:line): until it is fixed no token
 	// authenticates. nil when it is in use or could not be asked.
@@ -157,6 +160,7 @@ func Collect(ctx context.Context, l datadir.Layout, pid int, now time.Time) (*Re
 	r.DNS = dnsState(ctx, l, pid != 0)
 	if pid != 0 {
 		r.Nodes = clusterNodes(ctx, l)
+		r.Etcd = etcdMembers(ctx, l)
 	}
 	r.Renewal = renewalOf(l, pid)
 	return r, nil
@@ -402,6 +406,17 @@ func collectWorker(ctx context.Context, l datadir.Layout, r *Report, now time.Ti
 	}
 	r.Renewal = renewalOf(l, r.PID)
 	return r, nil
+}
+
+// etcdMembers lists etcd's members; failing to is no answer.
+func etcdMembers(ctx context.Context, l datadir.Layout) []agent.EtcdMember {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m, err := agent.EtcdMembers(ctx, l)
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // clusterNodes lists the cluster's nodes, as admin.

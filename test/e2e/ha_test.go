@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,4 +220,108 @@ func TestHAControlPlane(t *testing.T) {
 			t.Errorf("the restarted node lacks the last write: %v\n%s", err, out)
 		}
 	})
+
+	t.Run("enable rbac on one control plane applies to all", func(t *testing.T) {
+		cp2.mustKubeseed("enable", "rbac")
+		for _, cp := range []*node{cp1, cp3} {
+			waitFileHas(t, cp.path("config", "authorization.yaml"), "# Mode: RBAC")
+		}
+		// And back, from another one.
+		cp3.mustKubeseed("disable", "rbac")
+		for _, cp := range []*node{cp1, cp2} {
+			waitFileHas(t, cp.path("config", "authorization.yaml"), "# Mode: AlwaysAllow")
+		}
+	})
+
+	t.Run("an unsafe removal is refused, --force removes a dead member, and it joins again", func(t *testing.T) {
+		if err := syscall.Kill(-cp3.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-cp3.waited
+		cp3.cmd = nil
+		out, err := cp1.kubeseed("remove-node", "cp-2")
+		if err == nil || !strings.Contains(out, "cp-3") || !strings.Contains(out, "quorum") {
+			t.Errorf("removing a live voter while another is down: %v\n%s", err, out)
+		}
+		out, err = cp1.kubeseed("remove-node", "cp-3")
+		if err == nil || !strings.Contains(out, "--force") {
+			t.Errorf("removing a dead member without --force: %v\n%s", err, out)
+		}
+		waitVoters(t, cp1, first, "cp-2", "cp-3")
+		cp1.mustKubeseed("remove-node", "cp-3", "--force")
+		waitVoters(t, cp1, first, "cp-2")
+		if out, err := cp1.kubeseed("status"); err != nil || !strings.Contains(out, "ETCD MEMBER") || strings.Contains(out, "cp-3") && strings.Contains(out, "19001") {
+			t.Errorf("status after the removal: %v\n%s", err, out)
+		}
+
+		// The removed node does not come back on its old data.
+		cp3.run("start")
+		log, err := cp3.waitExit(3 * time.Minute)
+		if err == nil || !strings.Contains(log, "removed") {
+			t.Errorf("the removed control plane started on its old data: %v\n%s", err, lastLines(log, 20))
+		}
+		cp3.mustKubeseed("reset", "--yes")
+		again := cpJoinLine(t, cp1)
+		cp3.run("join", again, "--node-name", "cp-3")
+		cp1.waitFor("cp-3 Ready again", "wait", "--for=condition=Ready", "node/cp-3", "--timeout=240s")
+		waitVoters(t, cp1, first, "cp-2", "cp-3")
+	})
+
+	t.Run("recover after losing two of three keeps every acknowledged write", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &writer{}
+		done := make(chan struct{})
+		go func() { defer close(done); w.run(ctx, t, cp1) }()
+		time.Sleep(3 * time.Second)
+		cancel()
+		<-done
+		if len(w.acked) == 0 {
+			t.Fatal("no write was acknowledged")
+		}
+		for _, cp := range []*node{cp2, cp3} {
+			if err := syscall.Kill(-cp.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-cp.waited
+			cp.cmd = nil
+		}
+		cp1.stop()
+		out := cp1.mustKubeseed("recover", "--yes")
+		if !strings.Contains(out, "one-member cluster") || !strings.Contains(out, "cp-2") || !strings.Contains(out, "cp-3") {
+			t.Errorf("recover output:\n%s", out)
+		}
+		cp1.start()
+		waitVoters(t, cp1, first)
+		list, err := cp1.kubectl("get", "configmaps", "-o", "name")
+		if err != nil {
+			t.Fatalf("list ConfigMaps: %v\n%s", err, list)
+		}
+		for _, name := range w.acked {
+			if !strings.Contains(list, "configmap/"+name+"\n") {
+				t.Errorf("acknowledged write %s is lost", name)
+			}
+		}
+		cp1.mustKubeseed("remove-node", "cp-2", "--force")
+	})
+}
+
+// waitFileHas waits until the file holds s.
+func waitFileHas(t *testing.T, path, s string) {
+	t.Helper()
+	var data []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		data, _ = os.ReadFile(path)
+		if strings.Contains(string(data), s) {
+			return
+		}
+	}
+	t.Errorf("%s lacks %q after 30 s:\n%s", path, s, data)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
