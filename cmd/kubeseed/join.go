@@ -94,23 +94,10 @@ has caught up, and issues its own certificates. Later starts are ` + "`kubeseed 
 			if err != nil {
 				return fmt.Errorf("the cluster agent's answer: %w (nothing was written; the token's use comes back when its reservation expires)", err)
 			}
-			// The marker makes a join killed while writing discardable.
-			if err = fsutil.EnsureDir(l.Root, 0o755); err == nil {
-				err = fsutil.WriteFileAtomic(cluster.JoiningMarker(l), nil, 0o600)
-			}
-			if err == nil {
-				err = bootstrap.WriteWorker(cmd.Context(), l, files)
-			}
-			if err == nil {
-				err = cluster.Save(l, cluster.State{Role: cluster.Worker, Agents: []string{ja.Addr}, CAHash: ja.CAHash,
-					APIServers: resp.APIServers, NodeIP: resp.NodeIP, TokenID: resp.TokenID, Attempt: resp.Attempt})
-			}
-			if err == nil {
-				err = os.Remove(cluster.JoiningMarker(l))
-			}
-			if err != nil {
-				_ = removeContents(l.Root)
-				return fmt.Errorf("write the worker's data dir %s: %w (it was emptied again; join anew)", l.Root, err)
+			st := cluster.State{Role: cluster.Worker, Agents: []string{ja.Addr}, CAHash: ja.CAHash,
+				APIServers: resp.APIServers, NodeIP: resp.NodeIP, TokenID: resp.TokenID, Attempt: resp.Attempt}
+			if err := writeJoined(l, st, func() error { return bootstrap.WriteWorker(cmd.Context(), l, files) }); err != nil {
+				return err
 			}
 			progress(fmt.Sprintf("joined as worker %s (%s); starting the node", nodeName, resp.NodeIP))
 			begin := time.Now()
@@ -155,6 +142,30 @@ func emptyDataDir(l datadir.Layout) error {
 		if e.Name() != "run" {
 			return fmt.Errorf("%s already holds a node (%s): a node joins with an empty data dir; `kubeseed reset` it first, or use another --data-dir", l.Root, e.Name())
 		}
+	}
+	return nil
+}
+
+// writeJoined fills the empty data dir of a join: write, then the join
+// record st. A marker makes a join killed while writing discardable; on an
+// error the data dir is emptied again.
+func writeJoined(l datadir.Layout, st cluster.State, write func() error) error {
+	err := fsutil.EnsureDir(l.Root, 0o755)
+	if err == nil {
+		err = fsutil.WriteFileAtomic(cluster.JoiningMarker(l), nil, 0o600)
+	}
+	if err == nil {
+		err = write()
+	}
+	if err == nil {
+		err = cluster.Save(l, st)
+	}
+	if err == nil {
+		err = os.Remove(cluster.JoiningMarker(l))
+	}
+	if err != nil {
+		_ = removeContents(l.Root)
+		return fmt.Errorf("write the %s's data dir %s: %w (it was emptied again; join anew)", st.Role, l.Root, err)
 	}
 	return nil
 }

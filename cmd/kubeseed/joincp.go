@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"time"
 
 	"k8s.io/client-go/util/cert"
@@ -18,7 +17,6 @@ import (
 	"github.com/kubeseed/kubeseed/internal/daemon"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
-	"github.com/kubeseed/kubeseed/internal/fsutil"
 	"github.com/kubeseed/kubeseed/internal/jointoken"
 	"github.com/kubeseed/kubeseed/internal/services"
 )
@@ -38,22 +36,12 @@ func joinControlPlane(ctx context.Context, l datadir.Layout, ja jointoken.JoinAd
 	if err != nil {
 		return fmt.Errorf("the cluster agent's answer: %w (nothing was written; the agent removes the etcd learner it added once it stalls, and the token's use comes back when its reservation expires)", err)
 	}
-	if err = fsutil.EnsureDir(l.Root, 0o755); err == nil {
-		err = fsutil.WriteFileAtomic(cluster.JoiningMarker(l), nil, 0o600)
-	}
-	if err == nil {
-		err = bootstrap.WriteControlPlane(ctx, l, files.ControlPlaneFiles, agent.SharedKeys, files.ca)
-	}
-	if err == nil {
-		err = cluster.Save(l, cluster.State{Role: cluster.ControlPlane, Agents: []string{ja.Addr}, CAHash: ja.CAHash,
-			APIServers: resp.APIServers, NodeIP: resp.NodeIP, TokenID: resp.TokenID, Attempt: resp.Attempt})
-	}
-	if err == nil {
-		err = os.Remove(cluster.JoiningMarker(l))
-	}
-	if err != nil {
-		_ = removeContents(l.Root)
-		return fmt.Errorf("write the control plane's data dir %s: %w (it was emptied again; join anew)", l.Root, err)
+	st := cluster.State{Role: cluster.ControlPlane, Agents: []string{ja.Addr}, CAHash: ja.CAHash,
+		APIServers: resp.APIServers, NodeIP: resp.NodeIP, TokenID: resp.TokenID, Attempt: resp.Attempt}
+	if err := writeJoined(l, st, func() error {
+		return bootstrap.WriteControlPlane(ctx, l, files.ControlPlaneFiles, agent.SharedKeys, files.ca)
+	}); err != nil {
+		return err
 	}
 	progress(fmt.Sprintf("joined as control plane %s (%s), etcd learner %s; starting the node (etcd catches up, then becomes a voter)", nodeName, resp.NodeIP, resp.ControlPlane.EtcdMemberID))
 	begin := time.Now()

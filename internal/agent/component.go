@@ -68,6 +68,16 @@ func OpenTokens(o *Options) (*jointoken.Store, func(), error) {
 	return jointoken.NewStore(cli, time.Now), func() { _ = cli.Close() }, nil
 }
 
+// etcdOf connects to etcd as the data dir's args/cluster-agent says.
+func etcdOf(l datadir.Layout) (*clientv3.Client, *Options, error) {
+	o, err := LoadOptions(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	cli, err := openEtcd(o)
+	return cli, o, err
+}
+
 func openEtcd(o *Options) (*clientv3.Client, error) {
 	cli, err := cluster.DialEtcd(o.EtcdServers, o.EtcdCAFile, o.EtcdCertFile, o.EtcdKeyFile)
 	if err != nil {

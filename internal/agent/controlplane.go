@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -36,6 +37,8 @@ type Membership struct {
 	CertsDir string
 	// AuthorizationMode reads the cluster's mode.
 	AuthorizationMode func() (string, error)
+	// Stall is how long a learner may stay unpromoted; 0 is learnerStall.
+	Stall time.Duration
 }
 
 // busyError asks the joiner to try again: another join holds etcd's one
@@ -174,18 +177,15 @@ func anyReachable(ctx context.Context, urls []string) bool {
 // a promotion another agent made first fails harmlessly.
 func (m *Membership) ManageLearners(ctx context.Context, every time.Duration) {
 	log := klog.FromContext(ctx)
+	stall := m.Stall
+	if stall == 0 {
+		stall = learnerStall
+	}
 	firstSeen := map[uint64]time.Time{}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		list, err := m.Etcd.MemberList(ctx)
 		if err != nil {
-			continue
+			return
 		}
 		seen := map[uint64]bool{}
 		for _, mem := range list.Members {
@@ -200,9 +200,9 @@ func (m *Membership) ManageLearners(ctx context.Context, every time.Duration) {
 			switch {
 			case err == nil:
 				log.Info("Promoted a joining control plane's etcd member to voter", "member", memberName(mem))
-			case time.Since(firstSeen[mem.ID]) > learnerStall:
+			case time.Since(firstSeen[mem.ID]) > stall:
 				if _, err := m.Etcd.MemberRemove(ctx, mem.ID); err == nil {
-					log.Info("Removed an etcd learner that did not catch up; its node may join again", "member", memberName(mem), "after", learnerStall)
+					log.Info("Removed an etcd learner that did not catch up; its node may join again", "member", memberName(mem), "after", stall)
 				}
 			default:
 				log.V(2).Info("etcd learner not promoted yet", "member", memberName(mem), "reason", err)
@@ -213,7 +213,7 @@ func (m *Membership) ManageLearners(ctx context.Context, every time.Duration) {
 				delete(firstSeen, id)
 			}
 		}
-	}
+	}, every)
 }
 
 func readSharedKeys(dir string) (map[string][]byte, error) {
@@ -391,11 +391,7 @@ type EtcdMember struct {
 
 // EtcdMembers lists etcd's members through the running node's etcd.
 func EtcdMembers(ctx context.Context, l datadir.Layout) ([]EtcdMember, error) {
-	o, err := LoadOptions(l)
-	if err != nil {
-		return nil, err
-	}
-	cli, err := openEtcd(o)
+	cli, _, err := etcdOf(l)
 	if err != nil {
 		return nil, err
 	}

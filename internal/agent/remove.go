@@ -82,11 +82,7 @@ func RemoveNode(ctx context.Context, l datadir.Layout, name string, force bool) 
 	if err != nil {
 		return err
 	}
-	o, err := LoadOptions(l)
-	if err != nil {
-		return err
-	}
-	cli, err := openEtcd(o)
+	cli, o, err := etcdOf(l)
 	if err != nil {
 		return err
 	}

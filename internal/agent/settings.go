@@ -98,11 +98,7 @@ func (s *authorizationSync) apply(ctx context.Context, mode authz.Mode) error {
 // `kubeseed enable/disable rbac` switched this node: every other control
 // plane follows.
 func PublishAuthorizationMode(ctx context.Context, l datadir.Layout, mode authz.Mode) error {
-	o, err := LoadOptions(l)
-	if err != nil {
-		return err
-	}
-	cli, err := openEtcd(o)
+	cli, _, err := etcdOf(l)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"go.etcd.io/etcd/pkg/v3/flags"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
@@ -148,6 +149,9 @@ func (e *Etcd) Start(ctx context.Context) error {
 	}()
 	return nil
 }
+
+// Server is the running member, for in-process clients.
+func (e *Etcd) Server() *etcdserver.EtcdServer { return e.etcd.Server }
 
 // report hands the supervisor the member's failure, once.
 func (e *Etcd) report(err error) {

@@ -3,12 +3,17 @@ package datastore
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.etcd.io/etcd/server/v3/storage/backend"
+	"go.etcd.io/etcd/server/v3/storage/schema"
+	"go.uber.org/zap"
 
 	"github.com/kubeseed/kubeseed/internal/cluster"
 	"github.com/kubeseed/kubeseed/internal/datadir"
@@ -32,19 +37,12 @@ func Recover(ctx context.Context, l datadir.Layout, now time.Time) (*Recovery, e
 	if err := e.Init(ctx); err != nil {
 		return nil, err
 	}
-	// First as it is, to read the membership it holds: a member without
-	// quorum starts, but never becomes ready.
 	before, self, learner, err := membersOf(e.cfg)
 	if err != nil {
 		return nil, err
 	}
 	if learner {
 		return nil, fmt.Errorf("etcd member %s is a learner: it may lack acknowledged writes; recover from a member that was a voter", self)
-	}
-	// Then again from a fresh config: embed keeps state in the one it ran.
-	e = NewEtcd(l)
-	if err := e.Init(ctx); err != nil {
-		return nil, err
 	}
 	e.cfg.ForceNewCluster = true
 	em, err := embed.StartEtcd(e.cfg)
@@ -81,24 +79,28 @@ func Recover(ctx context.Context, l datadir.Layout, now time.Time) (*Recovery, e
 	return rec, nil
 }
 
-// membersOf starts the member as configured, reads the membership it has
-// stored, and closes it again.
+// membersOf reads the membership the member's backend holds, without
+// starting it: a member without quorum would never become ready.
 func membersOf(cfg *embed.Config) (names []string, self string, learner bool, err error) {
-	em, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("start etcd (data in %s): %w", cfg.Dir, err)
+	path := filepath.Join(cfg.Dir, "member", "snap", "db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", false, fmt.Errorf("this node's etcd data: %w", err)
 	}
-	defer em.Close()
-	srv := em.Server
-	for _, m := range srv.Cluster().Members() {
+	be := backend.NewDefaultBackend(zap.NewNop(), path)
+	defer be.Close()
+	members, _ := schema.NewMembershipBackend(zap.NewNop(), be).MustReadMembersFromBackend()
+	for _, m := range members {
 		name := m.Name
 		if name == "" {
 			name = m.ID.String()
 		}
 		names = append(names, name)
-		if m.ID == srv.MemberID() {
+		if m.Name == cfg.Name {
 			self, learner = name, m.IsLearner
 		}
+	}
+	if self == "" {
+		return nil, "", false, fmt.Errorf("etcd's members %v do not include this node's %q (args/etcd --name)", names, cfg.Name)
 	}
 	sort.Strings(names)
 	return names, self, learner, nil

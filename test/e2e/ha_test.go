@@ -81,6 +81,7 @@ func waitVoters(t *testing.T, cp *node, names ...string) {
 // records each one the apiserver acknowledged, and the longest gap between
 // two acknowledgements.
 type writer struct {
+	prefix string // names are <prefix>-<n>
 	mu     sync.Mutex
 	acked  []string
 	maxGap time.Duration
@@ -94,7 +95,7 @@ func (w *writer) run(ctx context.Context, t *testing.T, cp *node) {
 	url := fmt.Sprintf("https://%s:%d/api/v1/namespaces/default/configmaps", cp.ip, cp.port("kube-apiserver"))
 	w.last = time.Now()
 	for i := 0; ctx.Err() == nil; i++ {
-		name := fmt.Sprintf("ha-write-%d", i)
+		name := fmt.Sprintf("%s-%d", w.prefix, i)
 		body := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"` + name + `"},"data":{"i":"` + name + `"}}`
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -176,7 +177,7 @@ func TestHAControlPlane(t *testing.T) {
 
 	t.Run("kill -9 of a control plane under write load loses no acknowledged write", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		w := &writer{}
+		w := &writer{prefix: "under-kill"}
 		done := make(chan struct{})
 		go func() { defer close(done); w.run(ctx, t, cp2) }()
 		time.Sleep(3 * time.Second)
@@ -269,7 +270,7 @@ func TestHAControlPlane(t *testing.T) {
 
 	t.Run("recover after losing two of three keeps every acknowledged write", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		w := &writer{}
+		w := &writer{prefix: "before-recover"}
 		done := make(chan struct{})
 		go func() { defer close(done); w.run(ctx, t, cp1) }()
 		time.Sleep(3 * time.Second)
