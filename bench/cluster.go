@@ -44,23 +44,13 @@ type netResult struct {
 // but the last), samples the idle worker's memory, and times TCP between
 // pods on one node and across the overlay.
 func measureCluster(bin string, runs int) (clusterResult, error) {
-	_ = exec.Command("ip", "link", "del", lanBridge).Run() // a leftover of a killed run
-	for _, c := range [][]string{
-		{"ip", "link", "add", lanBridge, "type", "bridge"},
-		{"ip", "addr", "add", lanGateway + "/24", "dev", lanBridge},
-		{"ip", "link", "set", lanBridge, "up"},
-	} {
-		if err := runCmd(exec.Command(c[0], c[1:]...)); err != nil {
-			return clusterResult{}, err
-		}
+	removeLAN, err := newLAN()
+	if err != nil {
+		return clusterResult{}, err
 	}
-	defer onInterrupt(func() { _ = exec.Command("ip", "link", "del", lanBridge).Run() })()
+	defer removeLAN()
 	lanNode := func(i int, logName string, args ...string) (*benchNode, error) {
-		ns, err := makeNetns(fmt.Sprintf("ks-bench-lan-%d", i), fmt.Sprintf("veth-kbl%d", i), lanPrefix+strconv.Itoa(10+i), lanGateway, lanBridge)
-		if err != nil {
-			return nil, err
-		}
-		return runNode(ns, bin, 0, logName, args...)
+		return lanNodeOf(bin, i, logName, args...)
 	}
 	cp, err := lanNode(0, "kubeseed-bench-cp.log", "start")
 	if err != nil {
@@ -117,6 +107,30 @@ func measureCluster(bin string, runs int) (clusterResult, error) {
 	}
 	res.same, res.cross, err = measurePodNetwork(cp, worker, fmt.Sprintf("bench-worker-%d", runs))
 	return res, err
+}
+
+// newLAN makes the cluster benchmarks' bridge; the func removes it.
+func newLAN() (func(), error) {
+	_ = exec.Command("ip", "link", "del", lanBridge).Run() // a leftover of a killed run
+	for _, c := range [][]string{
+		{"ip", "link", "add", lanBridge, "type", "bridge"},
+		{"ip", "addr", "add", lanGateway + "/24", "dev", lanBridge},
+		{"ip", "link", "set", lanBridge, "up"},
+	} {
+		if err := runCmd(exec.Command(c[0], c[1:]...)); err != nil {
+			return nil, err
+		}
+	}
+	return onInterrupt(func() { _ = exec.Command("ip", "link", "del", lanBridge).Run() }), nil
+}
+
+// lanNodeOf runs kubeseed with args in namespace i on the bridge.
+func lanNodeOf(bin string, i int, logName string, args ...string) (*benchNode, error) {
+	ns, err := makeNetns(fmt.Sprintf("ks-bench-lan-%d", i), fmt.Sprintf("veth-kbl%d", i), lanPrefix+strconv.Itoa(10+i), lanGateway, lanBridge)
+	if err != nil {
+		return nil, err
+	}
+	return runNode(ns, bin, 0, logName, args...)
 }
 
 // measurePodNetwork runs a TCP server pod on cp and times it from a client

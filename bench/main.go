@@ -43,6 +43,7 @@ func main() {
 	offset := flag.Int("port-offset", 0, "port offset for the benchmark nodes (each runs in a network namespace of its own, so the default ports are free)")
 	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and print its rows (the file is not written)")
 	onlyPods := flag.Bool("only-pods", false, "run only the pod start-up measurement and print its percentiles (the file is not written)")
+	onlyHA := flag.Bool("only-ha", false, "run only the highly available control plane measurements (control-plane join, write recovery after a kill) and update their rows in the file")
 	onlyCluster := flag.Bool("only-cluster", false, "run only the cluster measurements (join, worker memory, pod network) and update their rows in the file")
 	flag.Parse()
 	bin := os.Getenv("KUBESEED_BIN")
@@ -70,6 +71,17 @@ func main() {
 		}
 		fmt.Printf("pod start-up p50 %s p99 %s (median of %d rounds)\n", ms(medianOf(rounds, func(p podLatency) float64 { return p.p50 })),
 			ms(medianOf(rounds, func(p podLatency) float64 { return p.p99 })), len(rounds))
+		exit(0)
+	}
+	if *onlyHA {
+		h, err := measureHA(bin, *runs)
+		if err == nil {
+			err = updateRows(*out, haRows(h))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			exit(1)
+		}
 		exit(0)
 	}
 	if *onlyCluster {

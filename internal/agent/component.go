@@ -145,8 +145,14 @@ func (a *Agent) Start(ctx context.Context) error {
 		closeTokens()
 		return fmt.Errorf("%s: %w", a.layout.Args(Component), err)
 	}
+	self, err := NodeName(a.layout)
+	if err != nil {
+		closeTokens()
+		return err
+	}
 	a.run.Start(ctx, func(ctx context.Context) error {
 		defer closeTokens()
+		go func() { _ = labelSelf(ctx, kube, self, 2*time.Second) }()
 		go membership.ManageLearners(ctx, time.Second)
 		go (&authorizationSync{layout: a.layout, settings: cluster.NewSettings(cli), kube: kube}).run(ctx)
 		return srv.Serve(ctx)

@@ -424,10 +424,8 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		refuse(w, status, KindToken, "%v", err)
 		return
 	}
-	// kubelets may not set node-role labels on themselves.
-	patch := []byte(`{"metadata":{"labels":{"node-role.kubernetes.io/` + roleLabel(role) + `":""}}}`)
-	if _, err := s.cfg.Kube.CoreV1().Nodes().Patch(r.Context(), node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		log.Error(err, "Could not label the new worker")
+	if _, err := s.cfg.Kube.CoreV1().Nodes().Patch(r.Context(), node, types.MergePatchType, roleLabelPatch(role), metav1.PatchOptions{}); err != nil {
+		log.Error(err, "Could not label the new node", "role", role)
 	}
 	log.Info("A node joined; its token use is consumed", "role", role)
 	w.WriteHeader(http.StatusNoContent)

@@ -161,8 +161,17 @@ func TestHAControlPlane(t *testing.T) {
 		if len(keys) != 3 {
 			t.Errorf("the control planes share etcd peer keys: %d distinct of 3", len(keys))
 		}
-		if out, _ := cp1.kubectl("get", "node", "cp-2", "-o", "jsonpath={.metadata.labels}"); !strings.Contains(out, "node-role.kubernetes.io/control-plane") {
-			t.Errorf("cp-2 is not labelled a control plane: %s", out)
+		// The agents label their own nodes a moment after the kubelet registers them.
+		for _, n := range []string{first, "cp-2", "cp-3"} {
+			var out string
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+				if out, _ = cp1.kubectl("get", "node", n, "-o", "jsonpath={.metadata.labels}"); strings.Contains(out, "node-role.kubernetes.io/control-plane") {
+					break
+				}
+			}
+			if !strings.Contains(out, "node-role.kubernetes.io/control-plane") {
+				t.Errorf("%s is not labelled a control plane: %s", n, out)
+			}
 		}
 	})
 
