@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -219,12 +220,21 @@ func jsonList(items []string) string {
 
 // adminClient is a clientset for n's apiserver, dialling in its namespace.
 func adminClient(n *benchNode) (kubernetes.Interface, error) {
+	cfg, err := adminConfig(n)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// adminConfig is the node's admin kubeconfig, dialled in its namespace.
+func adminConfig(n *benchNode) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(n.data, "credentials", "client.config"))
 	if err != nil {
 		return nil, err
 	}
 	cfg.Dial = n.ns.dialContext
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
 }
 
 // waitNodeReady polls the Node's Ready condition every 100 ms.

@@ -18,14 +18,17 @@ import (
 // haResult is what measureHA reports.
 type haResult struct {
 	joins, recoveries []time.Duration
+	crud              []crudRate
+	crudLoad          float64 // the load average the CRUD load began at
 }
 
 // measureHA starts a control plane and times `runs` control-plane joins
 // (from `kubeseed join` to the Node Ready; the second joiner is removed and
 // joined anew between samples, so the cluster stays at three), then kills
-// etcd's leader `runs` times under a write load on another control plane
-// and times the first acknowledged write after the kill.
-func measureHA(bin string, runs int) (haResult, error) {
+// runs the API load through the first control plane, then kills etcd's
+// leader `runs` times under a write load on another control plane and
+// times the first acknowledged write after the kill.
+func measureHA(bin string, runs int, quiet quietness) (haResult, error) {
 	var res haResult
 	removeLAN, err := newLAN()
 	if err != nil {
@@ -86,6 +89,14 @@ func measureHA(bin string, runs int) (haResult, error) {
 		if err := join(2, "cp-2"); err != nil {
 			return res, err
 		}
+	}
+	// The same API load as on one node, now that three voters agree on
+	// every write.
+	if res.crudLoad, err = quiet.settle("API throughput, 3 members"); err != nil {
+		return res, err
+	}
+	if res.crud, err = measureCRUD(first, runs); err != nil {
+		return res, err
 	}
 	for range runs {
 		d, err := killLeader(bin, nodes)
@@ -176,15 +187,11 @@ wait:
 	return gap, nil
 }
 
-// restart runs `kubeseed start` on n's data dir again and waits for it.
+// restart runs `kubeseed start` on n's data dir again and waits for it
+// and for its Node to be Ready.
 func restart(n *benchNode, cs kubernetes.Interface, name string) error {
-	n.cmd = n.ns.command(n.bin, "start")
-	n.cmd.Env, n.cmd.Stdout, n.cmd.Stderr = n.env, n.log, n.log
-	if err := n.cmd.Start(); err != nil {
-		return err
-	}
-	if _, err := n.run("", "status", "--wait-ready", "--timeout", "4m"); err != nil {
-		return fmt.Errorf("%s after restart (log: %s): %w", name, n.log.Name(), err)
+	if err := n.start(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return waitNodeReady(cs, name, 2*time.Minute)
 }

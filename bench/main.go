@@ -28,7 +28,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubeseed/kubeseed/internal/images"
 	"github.com/kubeseed/kubeseed/internal/pki"
@@ -41,154 +40,249 @@ func main() {
 	runs := flag.Int("runs", 5, "runs per measurement; the median is reported")
 	out := flag.String("out", "docs/benchmarks.md", "Markdown file to write")
 	offset := flag.Int("port-offset", 0, "port offset for the benchmark nodes (each runs in a network namespace of its own, so the default ports are free)")
-	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and print its rows (the file is not written)")
-	onlyPods := flag.Bool("only-pods", false, "run only the pod start-up measurement and print its percentiles (the file is not written)")
-	onlyHA := flag.Bool("only-ha", false, "run only the highly available control plane measurements (control-plane join, write recovery after a kill) and update their rows in the file")
+	maxLoad := flag.Float64("max-load", float64(runtime.NumCPU())/2, "the 1-minute load average each measurement waits for before it begins")
+	onlyDNS := flag.Bool("only-dns", false, "run only the DNS measurement and update its rows in the file")
+	onlyPods := flag.Bool("only-pods", false, "run only the pod start-up measurement and update its rows in the file")
+	onlyHA := flag.Bool("only-ha", false, "run only the highly available control plane measurements (control-plane join, write recovery after a kill, API throughput on 3 members) and update their rows in the file")
 	onlyCluster := flag.Bool("only-cluster", false, "run only the cluster measurements (join, worker memory, pod network) and update their rows in the file")
+	onlyCRUD := flag.Bool("only-crud", false, "run only the one-node API throughput measurement and update its rows in the file")
+	tracePodsFlag := flag.Bool("trace-pods", false, "trace one round of 100 pods (milestones, CPU by process and by component) and write the breakdown into the file's \""+traceHeading+"\" section")
 	flag.Parse()
 	bin := os.Getenv("KUBESEED_BIN")
 	if bin == "" {
 		bin = "bin/kubeseed"
 	}
 	handleInterrupts()
-	if *onlyDNS {
-		d, err := measureDNS(bin, *offset)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			exit(1)
-		}
-		for _, r := range dnsRows(d) {
-			fmt.Printf("| %s | %s | %s |\n", r[0], r[1], r[2])
-		}
-		fmt.Printf("1-minute load average %s\n", loadAvg())
-		exit(0)
-	}
-	if *onlyPods {
-		rounds, err := measurePods(bin, *offset, 100, *runs)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			exit(1)
-		}
-		fmt.Printf("pod start-up p50 %s p99 %s (median of %d rounds)\n", ms(medianOf(rounds, func(p podLatency) float64 { return p.p50 })),
-			ms(medianOf(rounds, func(p podLatency) float64 { return p.p99 })), len(rounds))
-		exit(0)
-	}
-	if *onlyHA {
-		h, err := measureHA(bin, *runs)
+	b := bench{bin: bin, runs: *runs, offset: *offset, quiet: quietness{maxLoad: *maxLoad, wait: 10 * time.Minute}}
+	var rows []row
+	var err error
+	switch {
+	case *onlyDNS:
+		rows, err = b.dns()
+	case *onlyPods:
+		rows, err = b.pods()
+	case *onlyHA:
+		rows, err = b.ha()
+	case *onlyCluster:
+		rows, err = b.cluster()
+	case *onlyCRUD:
+		rows, err = b.crud()
+	case *tracePodsFlag:
+		err = b.tracePods(*out)
+	default:
+		rows, err = b.all()
 		if err == nil {
-			err = updateRows(*out, haRows(h))
+			err = writeTable(*out, *runs, rows)
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			exit(1)
-		}
-		exit(0)
+		rows = nil
 	}
-	if *onlyCluster {
-		c, err := measureCluster(bin, *runs)
-		if err == nil {
-			err = updateRows(*out, clusterRows(c))
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			exit(1)
-		}
-		exit(0)
+	if err == nil && rows != nil {
+		err = updateRows(*out, rows)
 	}
-	if err := run(bin, *runs, *offset, *out); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		exit(1)
 	}
 	exit(0)
 }
 
+// bench is one invocation's settings; each method measures one group of
+// rows, waiting for a quiet machine first.
+type bench struct {
+	bin          string
+	runs, offset int
+	quiet        quietness
+}
+
+// all measures every group, in the order of the table.
+func (b bench) all() ([]row, error) {
+	var rows []row
+	for _, group := range []func() ([]row, error){b.starts, b.pods, b.refresh, b.crud, b.dns, b.cluster, b.ha} {
+		r, err := group()
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
+}
+
 type sample struct {
 	ready      time.Duration // apiserver /readyz
 	nodeReady  time.Duration // every service healthy and the Node Ready
+	cpu        time.Duration // CPU used by our processes from start to node Ready
 	rssKB      int           // kubeseed alone
 	totalKB    int           // VmRSS summed over kubeseed, containerd and shims
 	totalPssKB int           // the same processes' PSS
 }
 
-func run(bin string, runs, offset int, out string) error {
+// starts times cold and warm starts, their CPU and memory, and reports the
+// binary's size.
+func (b bench) starts() ([]row, error) {
+	load, err := b.quiet.settle("start-up")
+	if err != nil {
+		return nil, err
+	}
 	var cold, warm []sample
-	for i := 0; i < runs; i++ {
+	for i := 0; i < b.runs; i++ {
 		// One namespace for both starts: the warm one finds the
 		// certificates naming the node's address unchanged.
 		ns, err := newNetns()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		dir, err := os.MkdirTemp("", "kubeseed-bench-")
 		if err != nil {
 			ns.del()
-			return err
+			return nil, err
 		}
 		cleanup := onInterrupt(func() {
-			resetNode(ns, bin, filepath.Join(dir, "data"))
+			resetNode(ns, b.bin, filepath.Join(dir, "data"))
 			os.RemoveAll(dir)
 			ns.del()
 		})
-		s, err := measure(bin, ns, dir, offset)
+		s, err := measure(b.bin, ns, dir, b.offset)
 		if err != nil {
 			cleanup()
-			return fmt.Errorf("cold run %d: %w", i+1, err)
+			return nil, fmt.Errorf("cold run %d: %w", i+1, err)
 		}
 		cold = append(cold, s)
-		s, err = measure(bin, ns, dir, offset)
+		s, err = measure(b.bin, ns, dir, b.offset)
 		cleanup()
 		if err != nil {
-			return fmt.Errorf("warm run %d: %w", i+1, err)
+			return nil, fmt.Errorf("warm run %d: %w", i+1, err)
 		}
 		warm = append(warm, s)
-		fmt.Fprintf(os.Stderr, "run %d/%d: cold %s, warm %s\n", i+1, runs, cold[i].ready.Round(time.Millisecond), warm[i].ready.Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "run %d/%d: cold %s (Ready %s), warm %s (Ready %s)\n", i+1, b.runs,
+			cold[i].ready.Round(time.Millisecond), cold[i].nodeReady.Round(time.Millisecond),
+			warm[i].ready.Round(time.Millisecond), warm[i].nodeReady.Round(time.Millisecond))
 	}
-	refresh, err := measureRefresh(bin, offset, runs)
+	size, err := os.Stat(b.bin)
 	if err != nil {
-		return fmt.Errorf("refresh-certs: %w", err)
+		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "refresh-certs --cert server.crt until served: %v\n", refresh)
-	podRounds, err := measurePods(bin, offset, 100, runs)
+	dur := func(s []sample, key func(sample) time.Duration) string {
+		return ms(median(s, func(s sample) float64 { return float64(key(s)) }))
+	}
+	kb := func(s []sample, key func(sample) int) string {
+		return mib(median(s, func(s sample) float64 { return float64(key(s)) }))
+	}
+	nodeReady := func(s sample) time.Duration { return s.nodeReady }
+	cpu := func(s sample) time.Duration { return s.cpu }
+	return withLoad(load, [][3]string{
+		{"`kubeseed start`, empty data dir → node Ready (every service healthy, Node Ready)", dur(cold, nodeReady), "containerd, etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy; the kubelet starts once the controller-manager has built its controllers (README: \"One process, one catch\"), which on a first start includes creating its ~40 controller service accounts"},
+		{"`kubeseed start`, warm data dir → node Ready", dur(warm, nodeReady), ""},
+		{"CPU time from `kubeseed start` to node Ready, empty data dir", dur(cold, cpu), "user + system of kubeseed, containerd, the shims and the children they reaped (iptables, CNI plugins, runc), summed over cores"},
+		{"CPU time from `kubeseed start` to node Ready, warm data dir", dur(warm, cpu), ""},
+		{"idle memory of all our processes (kubeseed + containerd + shims), warm, 10 s after Ready, PSS", kb(warm, func(s sample) int { return s.totalPssKB }), "proportional set size: pages shared between kubeseed and containerd (same binary) counted once; the CoreDNS pod's shim is included, CoreDNS itself is in its own row"},
+		{"the same, VmRSS summed", kb(warm, func(s sample) int { return s.totalKB }), "counts the shared code pages once per process"},
+		{"`kubeseed start`, empty data dir → apiserver `/readyz` OK", dur(cold, func(s sample) time.Duration { return s.ready }), bootstrapNote()},
+		{"`kubeseed start`, warm data dir → apiserver `/readyz` OK", dur(warm, func(s sample) time.Duration { return s.ready }), ""},
+		{"RSS of the kubeseed process, empty data dir, 10 s after Ready", kb(cold, func(s sample) int { return s.rssKB }), "etcd + auth webhook + apiserver + controller-manager + scheduler + kubelet + kube-proxy in one process"},
+		{"RSS of the kubeseed process, warm data dir, 10 s after Ready", kb(warm, func(s sample) int { return s.rssKB }), ""},
+		{"size of the `kubeseed` binary", fmt.Sprintf("%.1f MiB", float64(size.Size())/(1<<20)), "stripped (-s -w); it embeds containerd, runc's shim, CoreDNS and the pause image"},
+	}), nil
+}
+
+func (b bench) pods() ([]row, error) {
+	load, err := b.quiet.settle("pod start-up")
 	if err != nil {
-		return fmt.Errorf("pod start-up: %w", err)
+		return nil, err
 	}
-	dns, err := measureDNS(bin, offset)
+	rounds, err := measurePods(b.bin, b.offset, 100, b.runs)
 	if err != nil {
-		return fmt.Errorf("dns: %w", err)
+		return nil, fmt.Errorf("pod start-up: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "dns: p50 %v p99 %v, CoreDNS RSS %d KiB\n", dns.p50, dns.p99, dns.rssKB)
-	cluster, err := measureCluster(bin, runs)
-	if err != nil {
-		return fmt.Errorf("cluster: %w", err)
-	}
-	rows := [][3]string{
-		{"`kubeseed start`, empty data dir → node Ready (every service healthy, Node Ready)", ms(median(cold, func(s sample) float64 { return float64(s.nodeReady) })), "containerd, etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy; the kubelet starts once the controller-manager has built its controllers (README: \"One process, one catch\"), which on a first start includes creating its ~40 controller service accounts"},
-		{"`kubeseed start`, warm data dir → node Ready", ms(median(warm, func(s sample) float64 { return float64(s.nodeReady) })), ""},
-		{"idle memory of all our processes (kubeseed + containerd + shims), warm, 10 s after Ready, PSS", mib(median(warm, func(s sample) float64 { return float64(s.totalPssKB) })), "proportional set size: pages shared between kubeseed and containerd (same binary) counted once; the CoreDNS pod's shim is included, CoreDNS itself is in its own row"},
-		{"the same, VmRSS summed", mib(median(warm, func(s sample) float64 { return float64(s.totalKB) })), "counts the shared code pages once per process"},
-		{"pod start-up, create → Running, p50 (100 pods of the local busybox image, created at once)", ms(medianOf(podRounds, func(p podLatency) float64 { return p.p50 })),
+	return withLoad(load, [][3]string{
+		{"pod start-up, create → Running, p50 (100 pods of the local busybox image, created at once)", ms(medianOf(rounds, func(p podLatency) float64 { return p.p50 })),
 			"image imported with `kubeseed images import`; 100 concurrent API creates, each pod timed from the creates to the watch event showing it Running; pods deleted between runs, one node"},
-		{"pod start-up, create → Running, p99", ms(medianOf(podRounds, func(p podLatency) float64 { return p.p99 })), ""},
-		{"`kubeseed start`, empty data dir → apiserver `/readyz` OK", ms(median(cold, func(s sample) float64 { return float64(s.ready) })), bootstrapNote()},
-		{"`kubeseed start`, warm data dir → apiserver `/readyz` OK", ms(median(warm, func(s sample) float64 { return float64(s.ready) })), ""},
-		{"RSS of the kubeseed process, empty data dir, 10 s after Ready", mib(median(cold, func(s sample) float64 { return float64(s.rssKB) })), "etcd + auth webhook + apiserver + controller-manager + scheduler + kubelet + kube-proxy in one process"},
-		{"RSS of the kubeseed process, warm data dir, 10 s after Ready", mib(median(warm, func(s sample) float64 { return float64(s.rssKB) })), ""},
+		{"pod start-up, create → Running, p99", ms(medianOf(rounds, func(p podLatency) float64 { return p.p99 })), ""},
+	}), nil
+}
+
+const traceHeading = "Where pod start-up time goes"
+
+func (b bench) tracePods(out string) error {
+	load, err := b.quiet.settle("pod trace")
+	if err != nil {
+		return err
+	}
+	tr, err := tracePods(b.bin, b.offset)
+	if err != nil {
+		return fmt.Errorf("pod trace: %w", err)
+	}
+	section := traceSection(tr, load)
+	fmt.Print(section)
+	return replaceSection(out, traceHeading, section)
+}
+
+func (b bench) refresh() ([]row, error) {
+	load, err := b.quiet.settle("refresh-certs")
+	if err != nil {
+		return nil, err
+	}
+	refresh, err := measureRefresh(b.bin, b.offset, b.runs)
+	if err != nil {
+		return nil, fmt.Errorf("refresh-certs: %w", err)
+	}
+	return withLoad(load, [][3]string{
 		{"`kubeseed refresh-certs --cert server.crt` → new certificate served on the apiserver port", ms(median(refresh, func(s sample) float64 { return float64(s.ready) })),
 			"running node, no restart; the command itself waits until the new certificate is served"},
+	}), nil
+}
+
+func (b bench) crud() ([]row, error) {
+	n, err := startNode(b.bin, b.offset, "kubeseed-bench-crud.log")
+	if err != nil {
+		return nil, err
 	}
-	rows = append(rows, dnsRows(dns)...)
-	rows = append(rows, clusterRows(cluster)...)
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`bench/main.go`) on %s: %d CPUs, Go %s, median of %d runs; 1-minute load average %s at the end of the run.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), runs, loadAvg())
-	b.WriteString("| Measurement | Median | Notes |\n|---|---|---|\n")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	defer n.stop()
+	load, err := b.quiet.settle("API throughput, one node")
+	if err != nil {
+		return nil, err
 	}
-	b.WriteString("\nFor reference (shared/notes/platform.md, same machine type): upstream v1.37.2 as 4 separate\n" +
-		"processes reached `/readyz` in 3.65 s and idled at 515 MiB RSS in total.\n")
-	fmt.Print(b.String())
-	return os.WriteFile(out, []byte(b.String()), 0o644)
+	rates, err := measureCRUD(n, b.runs)
+	if err != nil {
+		return nil, err
+	}
+	return withLoad(load, crudRows("one node", crudNote("one node, the client in its namespace"), rates)), nil
+}
+
+func (b bench) dns() ([]row, error) {
+	load, err := b.quiet.settle("DNS")
+	if err != nil {
+		return nil, err
+	}
+	d, err := measureDNS(b.bin, b.offset)
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	return withLoad(load, dnsRows(d)), nil
+}
+
+func (b bench) cluster() ([]row, error) {
+	load, err := b.quiet.settle("cluster")
+	if err != nil {
+		return nil, err
+	}
+	c, err := measureCluster(b.bin, b.runs)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return withLoad(load, clusterRows(c)), nil
+}
+
+func (b bench) ha() ([]row, error) {
+	load, err := b.quiet.settle("HA control plane")
+	if err != nil {
+		return nil, err
+	}
+	h, err := measureHA(b.bin, b.runs, b.quiet)
+	if err != nil {
+		return nil, fmt.Errorf("HA: %w", err)
+	}
+	rows := withLoad(load, haRows(h))
+	return append(rows, withLoad(h.crudLoad, crudRows("3-member cluster", crudNote("3 control planes, each an etcd voter, load through one apiserver"), h.crud))...), nil
 }
 
 // measure starts a node on dir in ns, times it to /readyz, samples RSS and
@@ -230,10 +324,16 @@ func measure(bin string, ns *netns, dir string, offset int) (sample, error) {
 		return sample{}, fmt.Errorf("status --wait-ready: %w", err)
 	}
 	s.nodeReady = time.Since(begin)
+	shim := filepath.Join(data, "bin", "containerd-shim-runc-v2")
+	for _, p := range ourProcesses(cmd.Process.Pid, shim) {
+		if cpu, ok := procfs.CPUTime(p); ok {
+			s.cpu += cpu.Total()
+		}
+	}
 	// Idle: let start-up work settle before sampling memory.
 	time.Sleep(10 * time.Second)
 	s.rssKB = rss(cmd.Process.Pid)
-	for _, p := range ourProcesses(cmd.Process.Pid, filepath.Join(data, "bin", "containerd-shim-runc-v2")) {
+	for _, p := range ourProcesses(cmd.Process.Pid, shim) {
 		s.totalKB += rss(p)
 		s.totalPssKB += pss(p)
 	}
@@ -363,53 +463,11 @@ func dnsRows(dns dnsResult) [][3]string {
 	}
 }
 
-// updateRows replaces the table rows of path that measure what rows
-// measure, appending the others after the table's last row, and prints
-// them.
-func updateRows(path string, rows [][3]string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	lines := strings.Split(string(data), "\n")
-	last := -1
-	for i, l := range lines {
-		if strings.HasPrefix(l, "| ") {
-			last = i
-		}
-	}
-	if last < 0 {
-		return fmt.Errorf("%s has no table", path)
-	}
-	for _, r := range rows {
-		row := fmt.Sprintf("| %s | %s | %s |", r[0], r[1], r[2])
-		fmt.Println(row)
-		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "| "+r[0]+" |") })
-		if i >= 0 {
-			lines[i] = row
-			continue
-		}
-		last++
-		lines = slices.Insert(lines, last, row)
-	}
-	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
-}
-
 func ms(ns float64) string { return fmt.Sprintf("%.2f s", ns/1e9) }
 func usec(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
 }
 func mib(kb float64) string { return fmt.Sprintf("%.0f MiB", kb/1024) }
-
-// loadAvg is the 1-minute load average, since other work on a shared
-// machine skews the figures.
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(data)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "unknown"
-}
 
 // bootstrapNote says what a first start issues, from the certificate table.
 func bootstrapNote() string {
@@ -432,68 +490,87 @@ const benchImage = "kubeseed.local/busybox:bench"
 // local image at once, record when each is first seen Running, delete them
 // all and wait until they are gone. It returns each round's percentiles.
 func measurePods(bin string, offset, n, rounds int) ([]podLatency, error) {
-	node, err := startNode(bin, offset, "kubeseed-bench-pods.log")
+	node, cs, err := podNode(bin, offset, "kubeseed-bench-pods.log")
 	if err != nil {
 		return nil, err
 	}
 	defer node.stop()
-	kubeseed, data, dir := node.run, node.data, node.dir
-	kubectl := func(stdin string, args ...string) (string, error) {
-		return kubeseed(stdin, append([]string{"kubectl"}, args...)...)
+	var out []podLatency
+	for r := 0; r < rounds; r++ {
+		_, seen, err := podRound(context.Background(), cs, r, n)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: %w", r+1, err)
+		}
+		lat := percentiles(seen)
+		fmt.Fprintf(os.Stderr, "pods round %d/%d: p50 %s p99 %s\n", r+1, rounds, ms(lat.p50), ms(lat.p99))
+		out = append(out, lat)
+		if err := deletePods(node); err != nil {
+			return nil, err
+		}
 	}
-	archive, err := busyboxArchive(dir)
+	return out, nil
+}
+
+// podNode starts a node for the pod measurements with the local image
+// imported, and returns a client for it.
+func podNode(bin string, offset int, logName string) (*benchNode, kubernetes.Interface, error) {
+	node, err := startNode(bin, offset, logName)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := preparePods(node)
+	if err != nil {
+		node.stop()
+		return nil, nil, err
+	}
+	return node, cs, nil
+}
+
+func preparePods(node *benchNode) (kubernetes.Interface, error) {
+	archive, err := busyboxArchive(node.dir)
 	if err != nil {
 		return nil, err
 	}
-	if out, err := kubeseed("", "images", "import", archive); err != nil {
+	if out, err := node.run("", "images", "import", archive); err != nil {
 		return nil, fmt.Errorf("import %s: %v\n%s", archive, err, out)
 	}
 	// Pods need the namespace's default service account, made by the
 	// controller-manager shortly after start.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		if _, err := kubectl("", "get", "serviceaccount", "default"); err == nil {
+		if _, err := node.run("", "kubectl", "get", "serviceaccount", "default"); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("no default service account after 1m")
 		}
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(data, "credentials", "client.config"))
+	cfg, err := adminConfig(node)
 	if err != nil {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 200, 200 // the benchmark client must not be the bottleneck
-	cfg.Dial = node.ns.dialContext
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
+	return kubernetes.NewForConfig(cfg)
+}
+
+// deletePods deletes every benchmark pod and waits until they are gone.
+func deletePods(node *benchNode) error {
+	if o, err := node.run("", "kubectl", "delete", "pods", "-l", "bench", "--wait=true", "--timeout=5m"); err != nil {
+		return fmt.Errorf("delete pods: %v\n%s", err, o)
 	}
-	var out []podLatency
-	for r := 0; r < rounds; r++ {
-		lat, err := podRound(context.Background(), cs, r, n)
-		if err != nil {
-			return nil, fmt.Errorf("round %d: %w", r+1, err)
-		}
-		fmt.Fprintf(os.Stderr, "pods round %d/%d: p50 %s p99 %s\n", r+1, rounds, ms(lat.p50), ms(lat.p99))
-		out = append(out, lat)
-		if o, err := kubectl("", "delete", "pods", "-l", "bench", "--wait=true", "--timeout=5m"); err != nil {
-			return nil, fmt.Errorf("delete pods: %v\n%s", err, o)
-		}
-	}
-	return out, nil
+	return nil
 }
 
 // podRound creates n pods of the local image at once through the API and
 // watches them: each pod's latency is from the create call to the watch
 // event that shows it Running. A watch rather than polling keeps the
 // measurement from competing with the node for CPU.
-func podRound(ctx context.Context, cs kubernetes.Interface, round, n int) (podLatency, error) {
+func podRound(ctx context.Context, cs kubernetes.Interface, round, n int) (time.Time, map[string]time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	sel := fmt.Sprintf("bench=round-%d", round)
 	w, err := cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return podLatency{}, err
+		return time.Time{}, nil, err
 	}
 	defer w.Stop()
 	begin := time.Now()
@@ -518,16 +595,16 @@ func podRound(ctx context.Context, cs kubernetes.Interface, round, n int) (podLa
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return podLatency{}, fmt.Errorf("create pods: %w", err)
+		return begin, nil, fmt.Errorf("create pods: %w", err)
 	}
 	seen := map[string]time.Duration{}
 	for len(seen) < n {
 		select {
 		case <-ctx.Done():
-			return podLatency{}, fmt.Errorf("only %d of %d pods Running after 5m", len(seen), n)
+			return begin, nil, fmt.Errorf("only %d of %d pods Running after 5m", len(seen), n)
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return podLatency{}, fmt.Errorf("the pod watch ended with %d of %d pods Running", len(seen), n)
+				return begin, nil, fmt.Errorf("the pod watch ended with %d of %d pods Running", len(seen), n)
 			}
 			if pod, isPod := ev.Object.(*corev1.Pod); isPod && pod.Status.Phase == corev1.PodRunning {
 				if _, dup := seen[pod.Name]; !dup {
@@ -536,12 +613,17 @@ func podRound(ctx context.Context, cs kubernetes.Interface, round, n int) (podLa
 			}
 		}
 	}
+	return begin, seen, nil
+}
+
+// percentiles are the p50 and p99 of per-pod latencies.
+func percentiles(seen map[string]time.Duration) podLatency {
 	var lat []float64
 	for _, d := range seen {
 		lat = append(lat, float64(d))
 	}
 	sort.Float64s(lat)
-	return podLatency{p50: lat[len(lat)/2], p99: lat[(len(lat)*99)/100-1]}, nil
+	return podLatency{p50: lat[len(lat)/2], p99: lat[max((len(lat)*99)/100-1, 0)]}
 }
 
 // busyboxArchive writes the benchmark's local image as an OCI archive.

@@ -92,6 +92,20 @@ func (n *benchNode) run(stdin string, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// start runs `kubeseed start` on n's data dir again, after its process
+// has ended, and waits for `status --wait-ready`.
+func (n *benchNode) start() error {
+	n.cmd = n.ns.command(n.bin, "start")
+	n.cmd.Env, n.cmd.Stdout, n.cmd.Stderr = n.env, n.log, n.log
+	if err := n.cmd.Start(); err != nil {
+		return err
+	}
+	if _, err := n.run("", "status", "--wait-ready", "--timeout", "4m"); err != nil {
+		return fmt.Errorf("not ready after restart (log: %s): %w", n.log.Name(), err)
+	}
+	return nil
+}
+
 // stopProcess ends `kubeseed start` with SIGTERM, and kills it after a
 // minute.
 func stopProcess(cmd *exec.Cmd) {

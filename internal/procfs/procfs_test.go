@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestParseParent(t *testing.T) {
@@ -24,6 +25,36 @@ func TestParseParent(t *testing.T) {
 		if ppid != tt.ppid || ok != tt.ok {
 			t.Errorf("parseParent(%q) = %d, %v; want %d, %v", tt.stat, ppid, ok, tt.ppid, tt.ok)
 		}
+	}
+}
+
+func TestParseCPUTime(t *testing.T) {
+	tests := []struct {
+		stat string
+		cpu  CPU
+		ok   bool
+	}{
+		// utime 150, stime 50, cutime 7, cstime 3 ticks.
+		{"42 (kube seed) S 1 42 42 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 12", CPU{Self: 2000 * time.Millisecond, Reaped: 100 * time.Millisecond}, true},
+		{"42 (a) b) R 1 42 42 0 -1 0 0 0 0 0 1 1 0 0", CPU{Self: 20 * time.Millisecond}, true},
+		{"42 (short) S 1 42", CPU{}, false},
+		{"42 (x) S 1 42 42 0 -1 0 0 0 0 0 x 1 0 0", CPU{}, false},
+		{"garbage", CPU{}, false},
+	}
+	for _, tt := range tests {
+		cpu, ok := parseCPUTime(tt.stat)
+		if cpu != tt.cpu || ok != tt.ok {
+			t.Errorf("parseCPUTime(%q) = %v, %v; want %v, %v", tt.stat, cpu, ok, tt.cpu, tt.ok)
+		}
+	}
+}
+
+func TestCPUTimeOfSelf(t *testing.T) {
+	// Burn a little CPU so the figure cannot be zero.
+	for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
+	}
+	if cpu, ok := CPUTime(os.Getpid()); !ok || cpu.Self <= 0 {
+		t.Fatalf("CPUTime(self) = %v, %v; want > 0", cpu, ok)
 	}
 }
 
