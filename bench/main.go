@@ -572,7 +572,7 @@ func podRound(ctx context.Context, cs kubernetes.Interface, round, n int) (time.
 	if err != nil {
 		return time.Time{}, nil, err
 	}
-	defer w.Stop()
+	defer func() { w.Stop() }()
 	begin := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -598,19 +598,35 @@ func podRound(ctx context.Context, cs kubernetes.Interface, round, n int) (time.
 		return begin, nil, fmt.Errorf("create pods: %w", err)
 	}
 	seen := map[string]time.Duration{}
+	note := func(pod *corev1.Pod) {
+		if _, dup := seen[pod.Name]; !dup && pod.Status.Phase == corev1.PodRunning {
+			seen[pod.Name] = time.Since(begin)
+		}
+	}
 	for len(seen) < n {
 		select {
 		case <-ctx.Done():
 			return begin, nil, fmt.Errorf("only %d of %d pods Running after 5m", len(seen), n)
 		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return begin, nil, fmt.Errorf("the pod watch ended with %d of %d pods Running", len(seen), n)
-			}
-			if pod, isPod := ev.Object.(*corev1.Pod); isPod && pod.Status.Phase == corev1.PodRunning {
-				if _, dup := seen[pod.Name]; !dup {
-					seen[pod.Name] = time.Since(begin)
+			if ok {
+				if pod, isPod := ev.Object.(*corev1.Pod); isPod {
+					note(pod)
 				}
+				continue
 			}
+			// The apiserver may end a watch (it did under this load):
+			// list what happened meanwhile and watch on from there.
+			list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: sel})
+			if err != nil {
+				return begin, nil, fmt.Errorf("the pod watch ended with %d of %d pods Running, and listing them failed: %w", len(seen), n, err)
+			}
+			for i := range list.Items {
+				note(&list.Items[i])
+			}
+			if w, err = cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: list.ResourceVersion}); err != nil {
+				return begin, nil, fmt.Errorf("watch pods again: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "the pod watch ended with %d of %d pods Running; watching again\n", len(seen), n)
 		}
 	}
 	return begin, seen, nil

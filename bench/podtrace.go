@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +29,8 @@ type podTrace struct {
 	processes  []share // CPU by process class over the window
 	components []share // the kubeseed process's CPU profile by component
 	profiled   time.Duration
+	running    time.Duration // from the creates to the last pod seen Running
+	toRunning  []share       // CPU by process class until then
 }
 
 // milestone is the p50 and p99 time from the creates to a pod condition.
@@ -63,18 +66,25 @@ func tracePods(bin string, offset int) (podTrace, error) {
 	if _, _, err := podRound(ctx, cs, 0, 100); err != nil {
 		return tr, fmt.Errorf("warm-up round: %w", err)
 	}
+	shim := filepath.Join(node.data, "bin", "containerd-shim-runc-v2")
 	if err := deletePods(node); err != nil {
 		return tr, err
 	}
-	shim := filepath.Join(node.data, "bin", "containerd-shim-runc-v2")
+	// The kubelet removes the deleted pods' sandboxes after the API has
+	// forgotten them; that work must not fall into the traced round.
+	if err := waitShims(ctx, cs, shim); err != nil {
+		return tr, err
+	}
 	before := cpuByClass(node.cmd.Process.Pid, shim)
-	profile := make(chan error, 1)
+	profile := make(chan error, 2)
 	profFile := filepath.Join(node.dir, "cpu.pprof")
 	go func() { profile <- fetchProfile(ctx, cs, profFile) }()
 	begin, seen, err := podRound(ctx, cs, 1, 100)
 	if err != nil {
 		return tr, fmt.Errorf("traced round: %w", err)
 	}
+	tr.running = time.Since(begin)
+	atRunning := cpuByClass(node.cmd.Process.Pid, shim)
 	if err := <-profile; err != nil {
 		return tr, err
 	}
@@ -82,13 +92,14 @@ func tracePods(bin string, offset int) (podTrace, error) {
 	after := cpuByClass(node.cmd.Process.Pid, shim)
 	for _, class := range processClasses {
 		tr.processes = append(tr.processes, share{class, after[class] - before[class]})
+		tr.toRunning = append(tr.toRunning, share{class, atRunning[class] - before[class]})
 	}
 	pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "bench=round-1"})
 	if err != nil {
 		return tr, err
 	}
 	tr.milestones = milestones(begin, pods.Items, seen)
-	if tr.components, tr.profiled, err = profileByComponent(profFile); err != nil {
+	if tr.components, tr.profiled, err = profileByComponent(profFile, components); err != nil {
 		return tr, err
 	}
 	return tr, deletePods(node)
@@ -110,6 +121,36 @@ func enableProfiling(node *benchNode) error {
 	return node.start()
 }
 
+func shimPIDs(shim string) []int {
+	var out []int
+	for _, p := range procfs.PIDs() {
+		if exe, err := procfs.Exe(p); err == nil && exe == shim {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// waitShims waits until no more shims run than the node has pods that
+// are not the benchmark's (CoreDNS): one shim a pod.
+func waitShims(ctx context.Context, cs kubernetes.Interface, shim string) error {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: "!bench"})
+		if err != nil {
+			return err
+		}
+		shims := len(shimPIDs(shim))
+		if shims <= len(pods.Items) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d shims still run 3m after the pods were deleted, for %d other pods", shims, len(pods.Items))
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 func fetchProfile(ctx context.Context, cs kubernetes.Interface, path string) error {
 	data, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
 		Param("seconds", fmt.Sprint(profileSeconds)).DoRaw(ctx)
@@ -121,8 +162,9 @@ func fetchProfile(ctx context.Context, cs kubernetes.Interface, path string) err
 
 // The process classes a node's CPU is counted under. kubeseed's reaped
 // children are the iptables runs of kube-proxy and the overlay; containerd's
-// are the CNI plugins; the shims' are runc.
-var processClasses = []string{"kubeseed", "kubeseed's children (iptables)", "containerd", "containerd's children (CNI plugins)", "shims", "shims' children (runc)"}
+// are the CNI plugins and each shim's short-lived `start` process; the
+// shims' are runc.
+var processClasses = []string{"kubeseed", "kubeseed's children (iptables)", "containerd", "containerd's children (CNI plugins, `shim start`)", "shims", "shims' children (runc)"}
 
 func cpuByClass(pid int, shim string) map[string]time.Duration {
 	out := map[string]time.Duration{}
@@ -131,7 +173,7 @@ func cpuByClass(pid int, shim string) map[string]time.Duration {
 		if !ok {
 			continue
 		}
-		self, reaped := "containerd", "containerd's children (CNI plugins)"
+		self, reaped := "containerd", "containerd's children (CNI plugins, `shim start`)"
 		if p == pid {
 			self, reaped = "kubeseed", "kubeseed's children (iptables)"
 		} else if exe, _ := procfs.Exe(p); exe == shim {
@@ -183,9 +225,12 @@ func pct(name string, d []time.Duration) milestone {
 	return milestone{name: name, p50: d[len(d)/2], p99: d[max(len(d)*99/100-1, 0)]}
 }
 
-// components attribute a profile sample to the first frame, from the
-// goroutine's root, in one of these packages.
-var components = []struct{ name, prefix string }{
+// part names the code a profile sample's goroutine runs, by the first of
+// its frames, from the root, that has the prefix.
+type part struct{ name, prefix string }
+
+// components are the kubeseed process's parts.
+var components = []part{
 	{"Go garbage collector", "runtime.gcBgMarkWorker"},
 	{"Go garbage collector", "runtime.bgsweep"},
 	{"Go garbage collector", "runtime.bgscavenge"},
@@ -208,12 +253,12 @@ const otherComponent = "other (TLS, HTTP/2, syscalls outside a component's frame
 
 // profileByComponent sums a CPU profile's samples by component, reading
 // `go tool pprof -traces`.
-func profileByComponent(path string) ([]share, time.Duration, error) {
+func profileByComponent(path string, parts []part) ([]share, time.Duration, error) {
 	out, err := exec.Command("go", "tool", "pprof", "-traces", path).Output()
 	if err != nil {
 		return nil, 0, fmt.Errorf("go tool pprof -traces %s: %w", path, err)
 	}
-	sums, total := sumTraces(string(out))
+	sums, total := sumTraces(string(out), parts)
 	var shares []share
 	for name, cpu := range sums {
 		shares = append(shares, share{name, cpu})
@@ -225,7 +270,7 @@ func profileByComponent(path string) ([]share, time.Duration, error) {
 // sumTraces parses pprof's -traces text: blocks between dashed lines, each
 // a sample's value and leaf frame on its first line and the callers, up to
 // the goroutine's root, below it.
-func sumTraces(text string) (map[string]time.Duration, time.Duration) {
+func sumTraces(text string, parts []part) (map[string]time.Duration, time.Duration) {
 	sums := map[string]time.Duration{}
 	var total time.Duration
 	var value time.Duration
@@ -234,7 +279,7 @@ func sumTraces(text string) (map[string]time.Duration, time.Duration) {
 		if value == 0 {
 			return
 		}
-		sums[componentOf(frames)] += value
+		sums[partOf(frames, parts)] += value
 		total += value
 		value, frames = 0, nil
 	}
@@ -262,9 +307,9 @@ func sumTraces(text string) (map[string]time.Duration, time.Duration) {
 	return sums, total
 }
 
-func componentOf(frames []string) string {
+func partOf(frames []string, parts []part) string {
 	for i := len(frames) - 1; i >= 0; i-- {
-		for _, c := range components {
+		for _, c := range parts {
 			if strings.HasPrefix(frames[i], c.prefix) {
 				return c.name
 			}
@@ -282,15 +327,23 @@ func traceSection(tr podTrace, load float64) string {
 	for _, m := range tr.milestones {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.name, ms(float64(m.p50)), ms(float64(m.p99)))
 	}
-	var sum time.Duration
-	for _, p := range tr.processes {
-		sum += p.cpu
+	total := func(sh []share) (sum time.Duration) {
+		for _, p := range sh {
+			sum += p.cpu
+		}
+		return sum
 	}
-	fmt.Fprintf(&b, "\nCPU used over the round's %s (the machine has %s of CPU in that time), %s in all:\n\n| Process | CPU | Share |\n|---|---|---|\n",
-		ms(float64(tr.window)), ms(float64(tr.window)*2), ms(float64(sum)))
-	for _, p := range tr.processes {
-		fmt.Fprintf(&b, "| %s | %s | %.0f%% |\n", p.name, ms(float64(p.cpu)), 100*float64(p.cpu)/float64(max(sum, 1)))
+	sumRunning, sum := total(tr.toRunning), total(tr.processes)
+	cores := float64(runtime.NumCPU())
+	fmt.Fprintf(&b, "\nCPU used by each process class, until the last pod was seen Running (%s; the machine had %s of CPU in that time) and over the whole profile window (%s):\n\n"+
+		"| Process | CPU until all Running | Share | CPU over the window | Share |\n|---|---|---|---|---|\n",
+		ms(float64(tr.running)), ms(float64(tr.running)*cores), ms(float64(tr.window)))
+	for i, p := range tr.processes {
+		r := tr.toRunning[i]
+		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% |\n", p.name, ms(float64(r.cpu)), 100*float64(r.cpu)/float64(max(sumRunning, 1)),
+			ms(float64(p.cpu)), 100*float64(p.cpu)/float64(max(sum, 1)))
 	}
+	fmt.Fprintf(&b, "| all | %s | | %s | |\n", ms(float64(sumRunning)), ms(float64(sum)))
 	fmt.Fprintf(&b, "\nThe kubeseed process's CPU profile (%d s from the creates, %s sampled), by the component whose code the goroutine runs:\n\n| Component | CPU | Share |\n|---|---|---|\n",
 		profileSeconds, ms(float64(tr.profiled)))
 	for _, c := range tr.components {

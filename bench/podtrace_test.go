@@ -28,7 +28,7 @@ Duration: 40s, Total samples = 60ms (0.15%)
 `
 
 func TestSumTraces(t *testing.T) {
-	sums, total := sumTraces(tracesText)
+	sums, total := sumTraces(tracesText, components)
 	want := map[string]time.Duration{
 		"etcd":                 20 * time.Millisecond,
 		"kubelet":              10 * time.Millisecond, // the root frame wins over client-go
