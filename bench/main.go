@@ -282,7 +282,7 @@ func (b bench) ha() ([]row, error) {
 		return nil, fmt.Errorf("HA: %w", err)
 	}
 	rows := withLoad(load, haRows(h))
-	return append(rows, withLoad(h.crudLoad, crudRows("3-member cluster", crudNote("3 control planes, each an etcd voter, load through one apiserver"), h.crud))...), nil
+	return append(rows, withLoad(h.crudLoad, crudRows("3-member cluster", crudNote("3 control planes, each an etcd voter, all on this machine's 2 cores (so they also share the CPU), load through one apiserver"), h.crud))...), nil
 }
 
 // measure starts a node on dir in ns, times it to /readyz, samples RSS and

@@ -118,19 +118,19 @@ func updateRows(path string, rows []row) error {
 		return fmt.Errorf("%s has no benchmark table; run the whole benchmark (make bench) to write it", path)
 	}
 	lines := strings.Split(text, "\n")
-	last := -1
-	for i, l := range lines {
-		if !strings.HasPrefix(l, "| ") {
-			continue
-		}
+	// The benchmark table runs from its head to the first line that is not
+	// a row; later sections have tables of their own.
+	head := slices.Index(lines, strings.SplitN(tableHead, "\n", 2)[0])
+	last := head + 1
+	for i := head + 2; i < len(lines) && strings.HasPrefix(lines[i], "| "); i++ {
 		last = i
-		if cells := strings.Split(l, " | "); len(cells) == 3 {
+		if cells := strings.Split(lines[i], " | "); len(cells) == 3 {
 			lines[i] = strings.Join([]string{cells[0], cells[1], "—", cells[2]}, " | ")
 		}
 	}
 	for _, r := range rows {
 		fmt.Println(r)
-		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "| "+r.name+" |") })
+		i := slices.IndexFunc(lines[:last+1], func(l string) bool { return strings.HasPrefix(l, "| "+r.name+" |") })
 		if i >= 0 {
 			lines[i] = r.String()
 			continue

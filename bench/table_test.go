@@ -46,6 +46,12 @@ func TestUpdateRows(t *testing.T) {
 			rows:   []row{{"a", "2 s", "0.20", "y"}},
 			want:   "| Measurement | Median | Load before | Notes |\n|---|---|---|---|\n| a | 2 s | 0.20 | y |\n",
 		},
+		{
+			name:   "rows go into the benchmark table, not a later section's",
+			before: "| Measurement | Median | Load before | Notes |\n|---|---|---|---|\n| a | 1 s | 0.10 | x |\n\n## S\n\n| Milestone | p50 |\n|---|---|\n| a | 9 s |\n",
+			rows:   []row{{"b", "2 s", "0.20", ""}, {"a", "3 s", "0.30", "z"}},
+			want:   "| Measurement | Median | Load before | Notes |\n|---|---|---|---|\n| a | 3 s | 0.30 | z |\n| b | 2 s | 0.20 |  |\n\n## S\n\n| Milestone | p50 |\n|---|---|\n| a | 9 s |\n",
+		},
 		{name: "no table", before: "# nothing\n", rows: []row{{"a", "1", "0", ""}}, wantErr: true},
 	}
 	for _, tt := range tests {

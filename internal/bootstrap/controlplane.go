@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 
 	"k8s.io/klog/v2"
 
+	"github.com/kubeseed/kubeseed/internal/args"
 	"github.com/kubeseed/kubeseed/internal/authz"
 	"github.com/kubeseed/kubeseed/internal/datadir"
 	"github.com/kubeseed/kubeseed/internal/defaults"
@@ -61,6 +64,15 @@ func WriteControlPlane(ctx context.Context, l datadir.Layout, f ControlPlaneFile
 	if !strings.Contains(f.InitialCluster, f.NodeName+"="+f.PeerURL) {
 		return fmt.Errorf("etcd's initial cluster %q lacks this node (%s=%s)", f.InitialCluster, f.NodeName, f.PeerURL)
 	}
+	nodeIP, err := peerIP(f.PeerURL)
+	if err != nil {
+		return err
+	}
+	// The kubelet is told its address, as a worker's is: without it, it
+	// looks its node name up in DNS at every status update, and a name that
+	// does not resolve costs the resolver's timeout (10 s) each time.
+	kubelet := defaults.KubeletArgs(l, f.NodeName)
+	kubelet.Set("node-ip", nodeIP)
 	etcd := defaults.EtcdArgs(l, f.NodeName, f.PortOffset)
 	etcd.Set("initial-advertise-peer-urls", f.PeerURL)
 	etcd.Set("initial-cluster", f.InitialCluster)
@@ -76,12 +88,27 @@ func WriteControlPlane(ctx context.Context, l datadir.Layout, f ControlPlaneFile
 			return err
 		}
 	}
-	if err := fsutil.WriteFileAtomic(etcd.Path, etcd.Bytes(), 0o644); err != nil {
-		return err
+	for _, a := range []*args.File{etcd, kubelet} {
+		if err := fsutil.WriteFileAtomic(a.Path, a.Bytes(), 0o644); err != nil {
+			return err
+		}
 	}
 	if err := fsutil.WriteFileAtomic(l.Config(authz.ConfigFile), authz.Render(f.AuthorizationMode, false, defaults.Webhooks(l)), 0o644); err != nil {
 		return err
 	}
 	klog.FromContext(ctx).Info("Wrote the joining control plane's shared keys and etcd membership", "dir", l.Root, "node", f.NodeName)
 	return nil
+}
+
+// peerIP is the address in the member's etcd peer URL: the node's address
+// in the cluster.
+func peerIP(peerURL string) (string, error) {
+	u, err := url.Parse(peerURL)
+	if err != nil {
+		return "", fmt.Errorf("etcd peer URL %q: %w", peerURL, err)
+	}
+	if net.ParseIP(u.Hostname()) == nil {
+		return "", fmt.Errorf("etcd peer URL %q does not name an IP address", peerURL)
+	}
+	return u.Hostname(), nil
 }

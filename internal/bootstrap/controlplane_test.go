@@ -71,6 +71,13 @@ func TestWriteControlPlaneThenPrepareIssuesUnderTheClusterCA(t *testing.T) {
 			t.Errorf("args/etcd --%s=%q, want %q", flag, got, want)
 		}
 	}
+	kubelet, err := args.Load(l.Args(defaults.KubeletComponent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := kubelet.Get("node-ip"); got != "192.0.2.11" {
+		t.Errorf("args/kubelet --node-ip=%q, want the peer URL's 192.0.2.11", got)
+	}
 	if data, _ := os.ReadFile(l.Config(authz.ConfigFile)); !strings.Contains(string(data), "# Mode: RBAC") {
 		t.Errorf("authorization config is not the cluster's mode:\n%s", data)
 	}
@@ -101,6 +108,56 @@ func TestWriteControlPlaneThenPrepareIssuesUnderTheClusterCA(t *testing.T) {
 	if again, _ := args.Load(l.Args(defaults.EtcdComponent)); string(again.Bytes()) != string(etcd.Bytes()) {
 		t.Error("Prepare changed the joined node's args/etcd")
 	}
+	if again, _ := args.Load(l.Args(defaults.KubeletComponent)); string(again.Bytes()) != string(kubelet.Bytes()) {
+		t.Error("Prepare changed the joined node's args/kubelet")
+	}
+}
+
+// A control plane that joined before kubeseed set the kubelet's --node-ip
+// gets it at its next start.
+func TestJoinedControlPlaneGainsNodeIP(t *testing.T) {
+	keys, ca := clusterKeys(t)
+	l, err := datadir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := WriteControlPlane(ctx, l, joiningFiles(keys), sharedKeys, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions()
+	opts.NodeName = "cp-2"
+	if _, err := Prepare(ctx, l, opts); err != nil {
+		t.Fatal(err)
+	}
+	path := l.Args(defaults.KubeletComponent)
+	old, err := args.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Remove("node-ip")
+	must(t, os.WriteFile(path, old.Bytes(), 0o644))
+	res, err := Prepare(ctx, l, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubelet, err := args.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := kubelet.Get("node-ip"); got != "192.0.2.11" {
+		t.Errorf("args/kubelet --node-ip=%q after the migration, want 192.0.2.11", got)
+	}
+	if !strings.Contains(strings.Join(res.Notices, "\n"), "--node-ip=192.0.2.11") {
+		t.Errorf("the migration is not among the notices: %q", res.Notices)
+	}
+	// A first node (no joined etcd member) is left alone.
+	first := prepared(t)
+	if f, _ := args.Load(first.Args(defaults.KubeletComponent)); f != nil {
+		if _, set := f.Get("node-ip"); set {
+			t.Error("a first node's kubelet got a --node-ip")
+		}
+	}
 }
 
 func TestWriteControlPlaneRefusesABadAnswer(t *testing.T) {
@@ -117,6 +174,10 @@ func TestWriteControlPlaneRefusesABadAnswer(t *testing.T) {
 			f.Keys["ca.key"], f.Keys["ca.crt"] = otherKeys["ca.key"], otherKeys["ca.crt"]
 		}, "not the CA"},
 		{"an unknown mode", func(f *ControlPlaneFiles) { f.AuthorizationMode = "ABAC" }, "ABAC"},
+		{"a peer URL without an IP", func(f *ControlPlaneFiles) {
+			f.PeerURL = "https://cp-2.example:19101"
+			f.InitialCluster = "cp-2=https://cp-2.example:19101"
+		}, "does not name an IP"},
 		{"etcd's cluster without this node", func(f *ControlPlaneFiles) { f.InitialCluster = "node-a=https://192.0.2.10:19101" }, "lacks this node"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -139,7 +139,37 @@ func planFlagMigrations(l datadir.Layout) ([]*argsMigration, error) {
 			out = append(out, &argsMigration{file: f, changes: changes})
 		}
 	}
-	return out, nil
+	m, err := planJoinedNodeIP(l)
+	if err != nil || m == nil {
+		return out, err
+	}
+	return append(out, m), nil
+}
+
+// planJoinedNodeIP gives the kubelet of a control plane that joined before
+// kubeseed set it a --node-ip: its etcd peer URL's address. Without it the
+// kubelet looks the node name up in DNS at every status update, and a name
+// that does not resolve costs the resolver's timeout each time.
+func planJoinedNodeIP(l datadir.Layout) (*argsMigration, error) {
+	etcd, err := loadIfExists(l.Args(defaults.EtcdComponent))
+	if etcd == nil || err != nil {
+		return nil, err
+	}
+	kubelet, err := loadIfExists(l.Args(defaults.KubeletComponent))
+	if kubelet == nil || err != nil {
+		return nil, err
+	}
+	state, _ := etcd.Get("initial-cluster-state")
+	peerURL, ok := etcd.Get("initial-advertise-peer-urls")
+	if _, set := kubelet.Get("node-ip"); set || state != "existing" || !ok {
+		return nil, nil
+	}
+	ip, err := peerIP(peerURL)
+	if err != nil {
+		return nil, nil // the user's own peer URL; the kubelet finds its address itself
+	}
+	kubelet.Set("node-ip", ip)
+	return &argsMigration{file: kubelet, changes: []string{"--node-ip=" + ip + " (this control plane's etcd peer address), so the kubelet no longer looks its node name up in DNS"}}, nil
 }
 
 // addHAPeerListener adds the host's 19001 to an older args/etcd's
