@@ -48,16 +48,23 @@ func joiningFiles(keys map[string][]byte) ControlPlaneFiles {
 	}
 }
 
-func TestWriteControlPlaneThenPrepareIssuesUnderTheClusterCA(t *testing.T) {
+// joinedDir is a data dir as a control-plane join writes it.
+func joinedDir(t *testing.T) (datadir.Layout, *pki.KeyPair) {
+	t.Helper()
 	keys, ca := clusterKeys(t)
 	l, err := datadir.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := WriteControlPlane(ctx, l, joiningFiles(keys), sharedKeys, ca.Cert); err != nil {
+	if err := WriteControlPlane(context.Background(), l, joiningFiles(keys), sharedKeys, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
+	return l, ca
+}
+
+func TestWriteControlPlaneThenPrepareIssuesUnderTheClusterCA(t *testing.T) {
+	l, ca := joinedDir(t)
+	ctx := context.Background()
 	etcd, err := args.Load(l.Args(defaults.EtcdComponent))
 	if err != nil {
 		t.Fatal(err)
@@ -116,15 +123,8 @@ func TestWriteControlPlaneThenPrepareIssuesUnderTheClusterCA(t *testing.T) {
 // A control plane that joined before kubeseed set the kubelet's --node-ip
 // gets it at its next start.
 func TestJoinedControlPlaneGainsNodeIP(t *testing.T) {
-	keys, ca := clusterKeys(t)
-	l, err := datadir.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, _ := joinedDir(t)
 	ctx := context.Background()
-	if err := WriteControlPlane(ctx, l, joiningFiles(keys), sharedKeys, ca.Cert); err != nil {
-		t.Fatal(err)
-	}
 	opts := testOptions()
 	opts.NodeName = "cp-2"
 	if _, err := Prepare(ctx, l, opts); err != nil {
